@@ -1,0 +1,86 @@
+"""Shared test setup: offline Ultralytics, a private config dir, YAML-built and trained models, synthetic images."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+# Must happen before Ultralytics is imported anywhere: no downloads, no writes to the user's settings.
+os.environ["YOLO_OFFLINE"] = "1"
+os.environ.setdefault("YOLO_CONFIG_DIR", tempfile.mkdtemp(prefix="ucam-yolo-config-"))
+os.environ.setdefault("YOLO_VERBOSE", "False")
+
+import numpy as np
+import pytest
+import torch
+
+import ultralytics_cam  # noqa: F401  (adds Model.cam, as a user's import would)
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ROOT / "ultralytics_cam" / "assets" / "models"
+sys.path.insert(0, str(ROOT / "scripts"))
+
+TASKS = ("detect", "segment", "pose", "obb", "classify")
+
+
+def pytest_report_header(config):
+    """Print the versions the run used."""
+    from importlib.metadata import version
+
+    import pytorch_grad_cam  # noqa: F401
+    import ultralytics
+
+    return f"ultralytics {ultralytics.__version__}, torch {torch.__version__}, grad-cam {version('grad-cam')}"
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    """Deterministic weights for YAML-built models and deterministic RandomCAM."""
+    torch.manual_seed(0)
+    np.random.seed(0)
+
+
+@pytest.fixture(autouse=True)
+def _runs_in_tmp(tmp_path, monkeypatch):
+    """Anything a test saves under a relative ``runs/`` lands in its own temporary folder."""
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def assets() -> Path:
+    """Ultralytics' bundled sample photographs (bus.jpg, zidane.jpg)."""
+    from ultralytics.utils import ASSETS
+
+    return ASSETS
+
+
+def yaml_model(name: str, seed: int = 0, **kwargs):
+    """Build a model from one of Ultralytics' own YAML files (random weights, nothing downloaded)."""
+    from ultralytics import RTDETR, YOLO
+
+    torch.manual_seed(seed)
+    return RTDETR(name) if name.startswith("rtdetr") else YOLO(name, **kwargs)
+
+
+def trained(task: str):
+    """Load the project's small model trained on synthetic shapes for ``task`` (see scripts/make_test_models.py)."""
+    from ultralytics import YOLO
+
+    return YOLO(str(MODELS / f"{task}.pt"))
+
+
+@pytest.fixture(scope="session")
+def shapes():
+    """The synthetic-shape generator the test models were trained on."""
+    import synthetic_shapes
+
+    return synthetic_shapes
+
+
+def render(task: str, seed: int, imgsz: int = 160):
+    """Render one synthetic image with known objects (ground truth for localisation tests)."""
+    import synthetic_shapes
+
+    return synthetic_shapes.render_image(task, np.random.default_rng(seed), imgsz)

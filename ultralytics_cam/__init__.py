@@ -1,0 +1,51 @@
+"""ultralytics-cam: class activation maps for every prediction of every Ultralytics YOLO task.
+
+``import ultralytics_cam`` adds ``cam`` to Ultralytics' ``Model`` class (documented, idempotent, reversible with
+:func:`uninstall`) and does nothing else: grad-cam and the plugins load on first use.
+
+Example:
+    >>> import ultralytics_cam
+    >>> from ultralytics import YOLO
+    >>> results = YOLO("best.pt").cam(source="imgs/", method="HiResCAM")
+    >>> results[0].cam.maps  # (N, H, W): row i explains results[0].boxes[i]
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._patch import install, is_installed, uninstall
+from .api import cam
+from .config import CAM_DEFAULTS, CamConfig
+from .errors import CamError, LayerError, MethodError, TargetError, UnsupportedModelError
+from .result import CamResult
+
+__all__ = [
+    "CAM_DEFAULTS",
+    "CamConfig",
+    "CamError",
+    "CamResult",
+    "LayerError",
+    "MethodError",
+    "TargetError",
+    "UnsupportedModelError",
+    "__version__",
+    "cam",
+    "install",
+    "is_installed",
+    "uninstall",
+]
+
+install()
+
+
+def __getattr__(name: str) -> Any:
+    """Resolve ``__version__`` lazily from the installed distribution's metadata."""
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("ultralytics-cam")
+        except PackageNotFoundError:  # running from a source tree that was never installed
+            return "0+unknown"
+    raise AttributeError(f"module 'ultralytics_cam' has no attribute {name!r}")

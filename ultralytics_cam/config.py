@@ -1,0 +1,114 @@
+"""CAM options: one frozen dataclass, validated once.
+
+Also splits ``model.cam(**kwargs)`` into CAM options and Ultralytics predict arguments, which Ultralytics validates
+itself, with its own messages.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from .errors import TargetError
+from .layers import parse_layers
+
+__all__ = ["CAM_DEFAULTS", "REFUSED_ULTRALYTICS_KEYS", "TARGETS", "CamConfig", "split_kwargs"]
+
+#: Every target name; which ones a model has depends on its task (see ``heads.TASK_TARGETS``).
+TARGETS = ("class", "box", "all", "mask", "keypoints", "angle")
+
+#: Ultralytics predict arguments that cannot be combined with a CAM run, and why.
+REFUSED_ULTRALYTICS_KEYS = {
+    "visualize": "it runs Ultralytics' own LayerCAM; model.cam(method='LayerCAM') gives per-prediction maps instead",
+    "augment": "test-time augmentation merges flipped and rescaled passes, so a prediction has no single anchor",
+    "embed": "it returns embeddings instead of predictions",
+}
+
+
+@dataclass(frozen=True)
+class CamConfig:
+    """What to explain and how to draw it.
+
+    Attributes:
+        method: CAM method name, case-insensitive (``yolo-cam methods`` lists them).
+        target: what each map explains: "class", "box", "all", or per task "mask", "keypoints", "angle".
+        layers: "auto", indices (``[16, 19, 22]`` or ``"16,19,22"``) or module names (``"model.16"``).
+        alpha: heatmap weight in overlays, in [0, 1].
+        colormap: OpenCV colormap name for overlays.
+        show_boxes: draw Ultralytics' annotations over overlays.
+        renormalize: in overlays, scale each map to its own range inside its box and zero it outside.
+        eigen_smooth: use the first principal component instead of the channel sum (grad-cam's ``eigen_smooth``).
+        aug_smooth: average over flipped/brightened inputs (grad-cam's ``aug_smooth``); not supported yet.
+        save_maps: also save every prediction's own map when saving.
+    """
+
+    method: str = "HiResCAM"
+    target: str = "class"
+    layers: Any = "auto"
+    alpha: float = 0.5
+    colormap: str = "jet"
+    show_boxes: bool = True
+    renormalize: bool = False
+    eigen_smooth: bool = False
+    aug_smooth: bool = False
+    save_maps: bool = False
+
+    def __post_init__(self) -> None:
+        """Validate every field; errors name the option and what it accepts."""
+        from .methods import get_method_spec
+        from .plotting import colormap_id
+
+        get_method_spec(self.method)
+        if self.target not in TARGETS:
+            close = difflib.get_close_matches(str(self.target), TARGETS, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise TargetError(f"target={self.target!r} is not a target.{hint} Valid targets: {', '.join(TARGETS)}.")
+        parse_layers(self.layers)
+        if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or not 0 <= self.alpha <= 1:
+            raise ValueError(f"alpha={self.alpha!r} is not valid: use a number between 0 and 1.")
+        colormap_id(self.colormap)
+        for name in ("show_boxes", "renormalize", "eigen_smooth", "aug_smooth", "save_maps"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name}={getattr(self, name)!r} is not valid: use True or False.")
+
+    def display(self) -> dict:
+        """The drawing options, as ``CamResult.plot`` takes them."""
+        return {k: getattr(self, k) for k in ("alpha", "colormap", "show_boxes", "renormalize")}
+
+    def to_dict(self) -> dict:
+        """All options as a plain dict."""
+        return asdict(self)
+
+
+#: CAM option names and their defaults.
+CAM_DEFAULTS = {f.name: f.default for f in fields(CamConfig)}
+
+
+def split_kwargs(kwargs: dict[str, Any]) -> tuple[CamConfig, dict[str, Any]]:
+    """Split ``model.cam`` keyword arguments into a :class:`CamConfig` and Ultralytics predict arguments.
+
+    Raises:
+        ValueError: an argument is neither a CAM option nor an Ultralytics argument (with close matches), or is an
+            Ultralytics argument that cannot be used with CAM.
+    """
+    from ultralytics.utils import DEFAULT_CFG_DICT
+
+    cam = {k: v for k, v in kwargs.items() if k in CAM_DEFAULTS}
+    rest = {k: v for k, v in kwargs.items() if k not in CAM_DEFAULTS}
+    for key, why in REFUSED_ULTRALYTICS_KEYS.items():
+        if rest.get(key):
+            raise ValueError(f"'{key}' cannot be used with CAM: {why}.")
+    unknown = [k for k in rest if k not in DEFAULT_CFG_DICT]
+    if unknown:
+        valid = list(CAM_DEFAULTS) + list(DEFAULT_CFG_DICT)
+        msgs = []
+        for k in unknown:
+            close = difflib.get_close_matches(k, valid, n=3, cutoff=0.6)
+            msgs.append(f"'{k}'" + (f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""))
+        raise ValueError(
+            f"{', '.join(msgs)} {'is not a valid argument' if len(msgs) == 1 else 'are not valid arguments'}. "
+            f"CAM options: {', '.join(CAM_DEFAULTS)}; every Ultralytics predict argument (conf, iou, imgsz, device, "
+            "batch, classes, max_det, half, save, project, name, ...) is accepted too."
+        )
+    return CamConfig(**cam), rest

@@ -1,0 +1,35 @@
+"""Exceptions raised by ultralytics-cam.
+
+Every error subclasses a built-in type as well (``ValueError`` or ``TypeError``), so callers that already catch
+those keep working, and :class:`CamError` catches everything this package raises on purpose.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CamError",
+    "LayerError",
+    "MethodError",
+    "TargetError",
+    "UnsupportedModelError",
+]
+
+
+class CamError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class UnsupportedModelError(CamError, TypeError):
+    """The model cannot be explained (exported format, a head that does not pass gradients, SAM, ...)."""
+
+
+class MethodError(CamError, ValueError):
+    """An unknown CAM method, or one that cannot run on this model or with these options."""
+
+
+class TargetError(CamError, ValueError):
+    """An unknown target, or one that this task does not have."""
+
+
+class LayerError(CamError, ValueError):
+    """A layer specification that does not name a usable layer of the model."""

@@ -1,0 +1,389 @@
+"""Head adapters: which pre-NMS head outputs each kept prediction came from, and the scalar a target explains.
+
+Ultralytics heads differ in what they return, but the CAM engine only needs three things from each:
+
+1. :meth:`HeadAdapter.select`: for every image, the pre-NMS anchor (or query, or class) index, class and confidence
+   of each prediction that became a row of the image's ``Results``, in the same order as those rows.
+2. :meth:`HeadAdapter.target_values`: for every selected prediction, a differentiable scalar read from the raw head
+   tensors (never from detached ``Results``): its class logit, its box regression, its mask, keypoints or angle.
+3. :meth:`HeadAdapter.class_logits`: the full class-logit vector of each prediction (FinerCAM compares classes).
+
+Adapters are chosen by the head's type, never by the model's file name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+
+from .errors import TargetError, UnsupportedModelError
+
+__all__ = [
+    "AnchorHeadAdapter",
+    "ClassifyHeadAdapter",
+    "HeadAdapter",
+    "RTDETRHeadAdapter",
+    "Selection",
+    "adapter_for",
+]
+
+#: Targets every task understands, and the extra ones each task adds.
+COMMON_TARGETS = ("class", "box", "all")
+TASK_TARGETS = {
+    "detect": COMMON_TARGETS,
+    "segment": (*COMMON_TARGETS, "mask"),
+    "pose": (*COMMON_TARGETS, "keypoints"),
+    "obb": (*COMMON_TARGETS, "angle"),
+    "classify": ("class",),
+}
+
+
+@dataclass
+class Selection:
+    """The explained predictions of one image, described by where they sit in the head's pre-NMS outputs.
+
+    Attributes:
+        index: (n,) anchor index (YOLO heads), query index (RT-DETR) or class id (classify), long.
+        cls: (n,) class id of each prediction, long.
+        conf: (n,) confidence of each prediction, float.
+        boxes: (n, 4) xyxy box in model-input pixels ((n, 5) xywhr for OBB; empty for classify).
+    """
+
+    index: torch.Tensor
+    cls: torch.Tensor
+    conf: torch.Tensor
+    boxes: torch.Tensor
+
+    def __len__(self) -> int:
+        """Return the number of selected predictions."""
+        return len(self.index)
+
+    def subset(self, keep: torch.Tensor) -> Selection:
+        """Return the selection restricted to the rows ``keep`` (an index or boolean tensor)."""
+        return Selection(self.index[keep], self.cls[keep], self.conf[keep], self.boxes[keep])
+
+    def to_autograd(self) -> Selection:
+        """Return a copy made of normal tensors.
+
+        The selection is computed inside Ultralytics' ``inference_mode``; indexing a graph tensor with inference
+        tensors makes autograd refuse the backward ("Inference tensors cannot be saved for backward"), so the engine
+        clones them outside inference mode first.
+        """
+        return Selection(self.index.clone(), self.cls.clone(), self.conf.clone(), self.boxes.clone())
+
+
+def align_rows(sel_conf: torch.Tensor, sel_cls: torch.Tensor, res_conf: torch.Tensor, res_cls: torch.Tensor) -> list:
+    """Return, for every ``Results`` row, the index of the selected (NMS) row it came from.
+
+    Ultralytics keeps NMS rows in order but may drop some (segmentation drops predictions whose mask is empty), so the
+    ``Results`` rows are an order-preserving subsequence of the NMS rows. They carry the very same confidence and class
+    values, which identifies them.
+    """
+    rows, j = [], 0
+    for conf, cls in zip(res_conf.tolist(), res_cls.tolist()):
+        while j < len(sel_conf) and not (sel_conf[j].item() == conf and int(sel_cls[j]) == int(cls)):
+            j += 1
+        if j == len(sel_conf):
+            raise RuntimeError(
+                "ultralytics-cam could not match a Results row to the head's predictions; please report this with "
+                "your model and ultralytics version."
+            )
+        rows.append(j)
+        j += 1
+    return rows
+
+
+class HeadAdapter:
+    """Base class: the interface the CAM engine uses to talk to one kind of head."""
+
+    #: Whether a perturbed input needs its predictions re-identified by box overlap (queries are not positional).
+    rematch: ClassVar[bool] = False
+
+    def __init__(self, net: torch.nn.Module, task: str) -> None:
+        """Bind the adapter to the native (fused) network that the predictor runs and to the model's task."""
+        self.net = net
+        self.head = net.model[-1]
+        self.task = task
+
+    # -- lifecycle ---------------------------------------------------------------------------------------------------
+    def reset_caches(self) -> None:
+        """Drop cached anchors: created by an earlier forward in inference mode, they break the autograd graph."""
+        from .layers import reset_head_caches
+
+        reset_head_caches(self.head)
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        """The target names this head can explain."""
+        return TASK_TARGETS[self.task]
+
+    def check_target(self, target: str) -> None:
+        """Raise :class:`TargetError` unless ``target`` is one of :attr:`targets`."""
+        if target not in self.targets:
+            raise TargetError(
+                f"target='{target}' is not available for task '{self.task}' ({type(self.head).__name__} head). "
+                f"Valid targets: {', '.join(self.targets)}."
+            )
+
+    # -- per batch ---------------------------------------------------------------------------------------------------
+    def select(
+        self, predictor: Any, preds: Any, head_out: Any, results: list, imgsz: tuple[int, int]
+    ) -> list[Selection]:
+        """Return one :class:`Selection` per image, aligned row by row with ``results``."""
+        raise NotImplementedError
+
+    def target_values(
+        self, head_out: Any, sels: list[Selection], target: str, imgsz: tuple[int, int], rematch: bool = False
+    ) -> list:
+        """Return, per image, an (n,) tensor of the scalar each selected prediction's target reads.
+
+        ``rematch`` asks heads whose predictions are not tied to a position (RT-DETR queries) to find each prediction
+        again by box overlap, because the input was perturbed (ScoreCAM, AblationCAM).
+        """
+        raise NotImplementedError
+
+    def class_logits(self, head_out: Any, sels: list[Selection]) -> list:
+        """Return, per image, the (n, nc) class logits of each selected prediction."""
+        raise NotImplementedError
+
+
+class AnchorHeadAdapter(HeadAdapter):
+    """YOLO anchor heads: Detect (v3-v12), v10Detect, YOLO26, Segment, Pose, OBB, WorldDetect and YOLOEDetect."""
+
+    def branch(self, head_out: Any) -> dict:
+        """Return the raw dict of the branch the predictions came from (one-to-one when the head runs end-to-end)."""
+        raw = head_out[1]
+        if "one2one" in raw:
+            raw = raw["one2one" if self.head.end2end else "one2many"]
+        if "index" in raw:  # YOLOE prompt-free (LRPC) heads keep only a subset of anchors
+            raise UnsupportedModelError(
+                "This YOLOE prompt-free model filters its anchors inside the head, so kept predictions cannot be "
+                "traced back to the feature maps. Set text or visual prompts with model.set_classes(...) first."
+            )
+        return raw
+
+    def select(
+        self, predictor: Any, preds: Any, head_out: Any, results: list, imgsz: tuple[int, int]
+    ) -> list[Selection]:
+        """Re-run the predictor's own NMS with ``return_idxs=True`` to learn the anchor of every kept row."""
+        from ultralytics.utils.nms import non_max_suppression
+
+        args = predictor.args
+        end2end = bool(getattr(predictor.model, "end2end", False))
+        dets, keep = non_max_suppression(
+            preds[0] if isinstance(preds, (list, tuple)) else preds,
+            args.conf,
+            args.iou,
+            args.classes,
+            args.agnostic_nms,
+            max_det=args.max_det,
+            nc=0 if args.task == "detect" else len(predictor.model.names),
+            end2end=end2end,
+            rotated=args.task == "obb",
+            return_idxs=True,
+        )
+        if end2end:  # NMS returns rows of the head's top-k output: map them back to anchors as the head chose them
+            scores = self.branch(head_out)["scores"].detach().sigmoid().permute(0, 2, 1)
+            topk = self.head.get_topk_index(scores, self.head.max_det)[2]
+        sels = []
+        for b, (det, k) in enumerate(zip(dets, keep)):
+            k = k.long().view(-1)
+            index = topk[b][k] if end2end else k
+            box = det[:, [0, 1, 2, 3, 6]] if args.task == "obb" else det[:, :4]
+            sel = Selection(index, det[:, 5].long(), det[:, 4], box)
+            res = results[b].obb if args.task == "obb" else results[b].boxes
+            if res is None or len(res) != len(sel):
+                n = 0 if res is None else len(res)
+                sel = sel.subset(torch.as_tensor(align_rows(sel.conf, sel.cls, *_conf_cls(res, n)), dtype=torch.long))
+            sels.append(sel)
+        return sels
+
+    def target_values(
+        self, head_out: Any, sels: list[Selection], target: str, imgsz: tuple[int, int], rematch: bool = False
+    ) -> list:
+        """Read each prediction's target from the raw (pre-NMS, differentiable) head tensors.
+
+        - ``class``: the class logit at the prediction's anchor.
+        - ``box``: the box regression, as the sum of the four side distances in grid cells (width + height of the box
+          over the anchor's stride), i.e. what the model used to decide how large the box is.
+        - ``all``: class + box.
+        - ``mask``: the mean mask logit inside the prediction's box (through both coefficients and prototypes).
+        - ``keypoints``: the sum of the keypoint visibility logits (the raw keypoint outputs when they have no
+          visibility channel).
+        - ``angle``: the raw angle output.
+        """
+        raw = self.branch(head_out)
+        out = []
+        for b, s in enumerate(sels):
+            a = s.index
+            if target in ("class", "all"):
+                value = raw["scores"][b, s.cls, a]
+            if target in ("box", "all"):
+                box = self.head.dfl(raw["boxes"][b : b + 1, :, a]).sum(1)[0]  # (n,) l + t + r + b in grid cells
+                value = box if target == "box" else value + box
+            if target == "mask":
+                value = self._mask_values(head_out, raw, b, s, imgsz)
+            elif target == "keypoints":
+                kpts = raw["kpts"][b][:, a]  # (nk * ndim, n)
+                ndim = self.head.kpt_shape[1]
+                value = (kpts[2::ndim] if ndim == 3 else kpts).sum(0)
+            elif target == "angle":
+                value = raw["angle"][b, 0, a]
+            out.append(value)
+        return out
+
+    def _mask_values(self, head_out: Any, raw: dict, b: int, s: Selection, imgsz: tuple[int, int]) -> torch.Tensor:
+        """Mean mask logit of each prediction inside its box, at the prototype resolution."""
+        proto = head_out[0][1]  # the prototypes the predictions used; e2e heads detach the copy in the raw dict
+        proto = proto[0] if isinstance(proto, (list, tuple)) else proto
+        nm, ph, pw = proto.shape[1:]
+        coef = raw["mask_coefficient"][b][:, s.index]  # (nm, n)
+        masks = (coef.T @ proto[b].reshape(nm, -1)).view(-1, ph, pw)  # (n, ph, pw) mask logits
+        gain = torch.tensor([pw / imgsz[1], ph / imgsz[0]] * 2, device=masks.device)
+        box = s.boxes[:, :4] * gain
+        ys = torch.arange(ph, device=masks.device, dtype=box.dtype)[None, :, None] + 0.5
+        xs = torch.arange(pw, device=masks.device, dtype=box.dtype)[None, None, :] + 0.5
+        inside = (
+            (xs >= box[:, 0, None, None])
+            & (xs <= box[:, 2, None, None])
+            & (ys >= box[:, 1, None, None])
+            & (ys <= box[:, 3, None, None])
+        ).to(masks.dtype)
+        return (masks * inside).sum((1, 2)) / inside.sum((1, 2)).clamp(min=1)
+
+    def class_logits(self, head_out: Any, sels: list[Selection]) -> list:
+        """Return the class-logit vector at each prediction's anchor."""
+        raw = self.branch(head_out)
+        return [raw["scores"][b][:, s.index].T for b, s in enumerate(sels)]
+
+
+class RTDETRHeadAdapter(HeadAdapter):
+    """RT-DETR decoder: predictions are (query, class) pairs picked by a top-k over all query scores."""
+
+    rematch = True  # a perturbed image re-ranks the queries, so its predictions are found again by box overlap
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        """RT-DETR explains classes and boxes."""
+        return COMMON_TARGETS
+
+    @staticmethod
+    def _last(head_out: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return the last decoder layer's boxes (B, nq, 4 normalised xywh) and class logits (B, nq, nc)."""
+        dec_bboxes, dec_scores = head_out[1][:2]
+        return dec_bboxes[-1], dec_scores[-1]
+
+    def select(
+        self, predictor: Any, preds: Any, head_out: Any, results: list, imgsz: tuple[int, int]
+    ) -> list[Selection]:
+        """Repeat ``RTDETRPredictor.postprocess``'s row choice and trace each row back to its query."""
+        from ultralytics.nn.modules.head import Detect
+        from ultralytics.utils import ops
+
+        args = predictor.args
+        y = (preds[0] if isinstance(preds, (list, tuple)) else preds).detach()
+        logits = self._last(head_out)[1]
+        nc = logits.shape[-1]
+        k = min(self.head.num_queries, logits.shape[1] * nc)
+        topk = Detect._grouped_topk(logits.detach().sigmoid().flatten(1), k, 1)[1]
+        h, w = imgsz
+        sels = []
+        for b in range(len(y)):
+            keep = y[b, :, 4] > args.conf
+            if args.classes is not None:
+                keep &= (y[b, :, 5:6] == torch.tensor(args.classes, device=y.device)).any(1)
+            rows = keep.nonzero().view(-1)[: args.max_det]
+            idx = topk[b][rows]
+            box = ops.xywh2xyxy(y[b, rows, :4]) * torch.tensor([w, h, w, h], device=y.device)
+            sel = Selection(idx // nc, idx % nc, y[b, rows, 4], box)
+            res = results[b].boxes
+            if res is None or len(res) != len(sel):
+                n = 0 if res is None else len(res)
+                sel = sel.subset(torch.as_tensor(align_rows(sel.conf, sel.cls, *_conf_cls(res, n)), dtype=torch.long))
+            sels.append(sel)
+        return sels
+
+    def _queries(self, head_out: Any, sels: list[Selection], rematch: bool, imgsz: tuple[int, int]) -> list:
+        """Return each prediction's query index, re-found by best box IoU when the input was perturbed."""
+        if not rematch:
+            return [s.index for s in sels]
+        from ultralytics.utils import ops
+        from ultralytics.utils.metrics import box_iou
+
+        boxes = self._last(head_out)[0]
+        h, w = imgsz
+        scale = torch.tensor([w, h, w, h], device=boxes.device)
+        return [box_iou(s.boxes[:, :4], ops.xywh2xyxy(boxes[b]) * scale).argmax(1) for b, s in enumerate(sels)]
+
+    def target_values(
+        self, head_out: Any, sels: list[Selection], target: str, imgsz: tuple[int, int], rematch: bool = False
+    ) -> list:
+        """Class logit of the prediction's query and class; box = width + height of its normalised box."""
+        boxes, logits = self._last(head_out)
+        out = []
+        for b, (s, q) in enumerate(zip(sels, self._queries(head_out, sels, rematch, imgsz))):
+            value = logits[b, q, s.cls] if target in ("class", "all") else 0
+            if target in ("box", "all"):
+                value = value + boxes[b, q, 2:4].sum(-1)
+            out.append(value)
+        return out
+
+    def class_logits(self, head_out: Any, sels: list[Selection]) -> list:
+        """Return the class-logit vector of each prediction's query."""
+        logits = self._last(head_out)[1]
+        return [logits[b, s.index] for b, s in enumerate(sels)]
+
+
+class ClassifyHeadAdapter(HeadAdapter):
+    """Classification: the explained "predictions" are the top-k classes of each image."""
+
+    topk: int = 5
+
+    def select(
+        self, predictor: Any, preds: Any, head_out: Any, results: list, imgsz: tuple[int, int]
+    ) -> list[Selection]:
+        """Select the ``Results.probs.top5`` classes (fewer when the model has fewer classes)."""
+        sels = []
+        for r in results:
+            probs = r.probs.data
+            top = torch.as_tensor(r.probs.top5[: self.topk], dtype=torch.long, device=probs.device)
+            sels.append(Selection(top, top, probs[top], probs.new_zeros((len(top), 4))))
+        return sels
+
+    def target_values(
+        self, head_out: Any, sels: list[Selection], target: str, imgsz: tuple[int, int], rematch: bool = False
+    ) -> list:
+        """Return the class logits of the selected classes."""
+        logits = head_out[1]
+        return [logits[b, s.cls] for b, s in enumerate(sels)]
+
+    def class_logits(self, head_out: Any, sels: list[Selection]) -> list:
+        """Return the image's class logits once per selected class."""
+        logits = head_out[1]
+        return [logits[b].expand(len(s), -1) for b, s in enumerate(sels)]
+
+
+def _conf_cls(res: Any, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return the confidence and class columns of a ``Boxes``/``OBB`` object (empty when there is none)."""
+    if res is None or n == 0:
+        return torch.zeros(0), torch.zeros(0)
+    return res.conf, res.cls
+
+
+def adapter_for(net: torch.nn.Module, task: str) -> HeadAdapter:
+    """Return the adapter for the head of ``net`` (the native, fused network the predictor runs)."""
+    from ultralytics.nn.modules.head import Classify, Detect, RTDETRDecoder
+
+    head = net.model[-1]
+    if isinstance(head, RTDETRDecoder):
+        return RTDETRHeadAdapter(net, task)
+    if isinstance(head, Classify):
+        return ClassifyHeadAdapter(net, task)
+    if isinstance(head, Detect) and task in TASK_TARGETS:
+        return AnchorHeadAdapter(net, task)
+    raise UnsupportedModelError(
+        f"ultralytics-cam cannot explain a {type(head).__name__} head (task '{task}'). Supported: detect, segment, "
+        "pose, obb and classify models of the YOLO families, RT-DETR, YOLO-World and YOLOE."
+    )

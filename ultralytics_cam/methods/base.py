@@ -1,0 +1,153 @@
+"""The contract between the CAM engine and a CAM method.
+
+The engine owns everything Ultralytics-specific: the grad-enabled forward, the kept predictions, the one batched
+backward, fusing layers and mapping back to the original image. A method only turns one layer's activations (and,
+when it needs them, each prediction's gradients) into one raw map per prediction. That split lets us reuse grad-cam's
+weighting code on our own per-prediction gradients instead of running grad-cam's one-image-at-a-time loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+
+if TYPE_CHECKING:
+    from ..heads import Selection
+
+__all__ = ["CamMethod", "LayerContext", "MethodSpec", "minmax"]
+
+
+@dataclass
+class LayerContext:
+    """What a method may need besides activations and gradients, for one image and one layer.
+
+    Attributes:
+        image: (1, 3, H, W) model input of the image.
+        selection: the image's explained predictions (the chunk being processed).
+        layer: the layer's label (index or module name).
+        eigen_smooth: replace the channel sum by the first principal component (grad-cam's ``eigen_smooth``).
+        score: ``score(inputs, hook=None) -> (K, n)``: the target values of the image's predictions on K modified
+            copies of the input, with an optional forward hook on this layer (perturbation methods).
+        hvp: (n, C, h, w) Hessian-vector products along the activations (only for ``second_order`` methods).
+        target: the target name.
+    """
+
+    image: torch.Tensor
+    selection: Selection
+    layer: Any
+    eigen_smooth: bool = False
+    score: Callable[..., torch.Tensor] | None = None
+    hvp: torch.Tensor | None = None
+    target: str = "class"
+
+
+class CamMethod:
+    """Base class of a CAM method adapter. Capabilities are class attributes so they can be read without running."""
+
+    #: Name shown to users and used for lookup (case-insensitive).
+    name: ClassVar[str] = ""
+    #: One-line description for ``yolo-cam methods``.
+    summary: ClassVar[str] = ""
+    #: The engine runs the batched backward only for methods that need per-prediction gradients.
+    needs_gradients: ClassVar[bool] = True
+    #: Methods that also need Hessian-vector products (ShapleyCAM).
+    second_order: ClassVar[bool] = False
+    #: False: the method ignores the prediction and gives every prediction of an image the same map (EigenCAM).
+    per_prediction: ClassVar[bool] = True
+    #: False: the method draws maps in input space without reading any layer (ConfidenceMap).
+    uses_activations: ClassVar[bool] = True
+    #: Scale each prediction's map to [0, 1] (False keeps absolute values, e.g. confidences).
+    normalize: ClassVar[bool] = True
+    #: Targets the method supports; ``None`` means every target of the task.
+    targets: ClassVar[tuple[str, ...] | None] = None
+
+    def layer_map(self, acts: torch.Tensor, grads: torch.Tensor | None, ctx: LayerContext) -> torch.Tensor:
+        """Return the raw (n, h, w) map of each prediction on one layer, before ReLU and normalisation.
+
+        Args:
+            acts: (1, C, h, w) activations of the image at this layer (detached, float32).
+            grads: (n, C, h, w) gradient of each prediction's target with respect to ``acts`` (None for methods
+                that do not need gradients).
+            ctx: the rest of what a method may need.
+
+        Returns:
+            (n, h, w) raw maps, or (1, h, w) when the method is not per prediction.
+        """
+        raise NotImplementedError
+
+    def fuse(self, layer_maps: list[torch.Tensor]) -> torch.Tensor:
+        """Combine the per-layer maps (each (n, H, W) in [0, 1] at input size) as grad-cam does: their mean."""
+        return torch.stack(layer_maps).mean(0)
+
+    def transform_targets(self, values: torch.Tensor, logits: torch.Tensor, cls: torch.Tensor) -> torch.Tensor:
+        """Optionally replace each prediction's target value; ``logits`` are its (n, nc) class logits."""
+        return values
+
+    #: Set by methods that override :meth:`transform_targets` (the engine then fetches the class logits).
+    transforms_targets: ClassVar[bool] = False
+
+    def input_maps(self, selection: Selection, task: str, imgsz: tuple[int, int]) -> torch.Tensor:
+        """Return (n, H, W) maps drawn directly in input space (only for ``uses_activations = False``)."""
+        raise NotImplementedError
+
+    def check(self, task: str, nc: int, target: str) -> None:
+        """Raise :class:`~ultralytics_cam.errors.MethodError` if the method cannot run on this model and target."""
+        from ..errors import MethodError
+
+        if self.targets is not None and target not in self.targets:
+            raise MethodError(
+                f"method '{self.name}' explains only target {', '.join(repr(t) for t in self.targets)}; "
+                f"got target='{target}'."
+            )
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A CAM method as the registry knows it.
+
+    Attributes:
+        name: the user-facing name, looked up case-insensitively.
+        factory: builds a fresh :class:`CamMethod`; ``None`` for a refused method.
+        needs_gradients: whether the method runs a backward pass.
+        summary: one line for ``yolo-cam methods``.
+        refused: why the method cannot run on Ultralytics models (``None`` if it can).
+        source: where the mathematics comes from ("grad-cam" or "ultralytics-cam").
+        per_prediction: whether each prediction gets its own map.
+        provider: the plugin or package that registered it.
+    """
+
+    name: str
+    factory: Callable[[], CamMethod] | None
+    needs_gradients: bool
+    summary: str
+    refused: str | None = None
+    source: str = "grad-cam"
+    per_prediction: bool = True
+    provider: str = field(default="ultralytics-cam", compare=False)
+
+    @classmethod
+    def of(cls, method: type[CamMethod], source: str = "grad-cam") -> MethodSpec:
+        """Build the spec of a :class:`CamMethod` subclass from its class attributes."""
+        return cls(
+            name=method.name,
+            factory=method,
+            needs_gradients=method.needs_gradients,
+            summary=method.summary,
+            source=source,
+            per_prediction=method.per_prediction,
+        )
+
+
+def minmax(maps: torch.Tensor) -> torch.Tensor:
+    """Scale each (h, w) map of an (n, h, w) stack to [0, 1] as grad-cam's ``scale_cam_image`` does.
+
+    grad-cam divides by ``1e-7 + max``, an absolute epsilon that keeps maps with small gradients from reaching 1 (see
+    the methods notes); here a map is divided by its own range and an all-constant map becomes exactly zero.
+    """
+    flat = maps.flatten(1)
+    lo = flat.amin(1)[:, None, None]
+    rng = flat.amax(1)[:, None, None] - lo
+    return torch.where(rng > 0, (maps - lo) / rng.clamp(min=torch.finfo(maps.dtype).tiny), torch.zeros_like(maps))

@@ -1,0 +1,50 @@
+"""The Eigen family (EigenCAM, EigenGradCAM, SegEigenCAM) on the fast projection.
+
+Their weighting is grad-cam's (activations; gradient x activation; |gradient| x activation), their projection is
+:func:`~ultralytics_cam.methods.projection.project`, which replaces grad-cam's full SVD (seconds per map) and fixes the
+arbitrary sign that grad-cam leaves to the solver.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .base import CamMethod, LayerContext
+from .projection import project
+
+__all__ = ["EigenCAM", "EigenGradCAM", "SegEigenCAM"]
+
+
+class EigenCAM(CamMethod):
+    """Muhammad & Yeasin 2020: the first principal component of the activations (class-agnostic)."""
+
+    name = "EigenCAM"
+    summary = "first principal component of the activations, one map per image (Muhammad & Yeasin 2020)"
+    needs_gradients = False
+    per_prediction = False
+
+    def layer_map(self, acts: torch.Tensor, grads: torch.Tensor | None, ctx: LayerContext) -> torch.Tensor:
+        """Project the image's activations."""
+        return project(acts)
+
+
+class EigenGradCAM(CamMethod):
+    """grad-cam's variant: the first principal component of gradient x activation, per prediction."""
+
+    name = "EigenGradCAM"
+    summary = "first principal component of gradient x activation (grad-cam)"
+
+    def layer_map(self, acts: torch.Tensor, grads: torch.Tensor | None, ctx: LayerContext) -> torch.Tensor:
+        """Project grads * activations."""
+        return project(grads * acts)
+
+
+class SegEigenCAM(CamMethod):
+    """Chung & Ying 2025: the first principal component of |gradient| x activation, sign-corrected."""
+
+    name = "SegEigenCAM"
+    summary = "first principal component of |gradient| x activation (Chung & Ying 2025)"
+
+    def layer_map(self, acts: torch.Tensor, grads: torch.Tensor | None, ctx: LayerContext) -> torch.Tensor:
+        """Project |grads| * activations."""
+        return project(grads.abs() * acts)

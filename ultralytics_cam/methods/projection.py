@@ -1,0 +1,34 @@
+"""First-principal-component projection of activation maps, fast and with a deterministic sign.
+
+grad-cam's ``get_2d_projection`` runs a full SVD (``full_matrices=True``) that builds an (HW x HW) matrix it never uses:
+4.7 s and +647 MiB for one (128, 80, 80) activation, 59 s for (64, 160, 160) (measured, see the methods notes). The
+same component comes from the eigen-decomposition of the C x C covariance (or the HW x HW Gram matrix when the map
+is smaller than the channel count), in milliseconds, batched over predictions and on the model's device.
+
+The sign of a principal component is arbitrary; grad-cam leaves it to the solver, so about a third of its EigenCAM
+maps highlight the background. Like grad-cam's own SegEigenCAM we flip a projection whose largest magnitude is
+negative (``|min| > |max|``), so salient regions come out positive.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["project"]
+
+
+def project(x: torch.Tensor) -> torch.Tensor:
+    """Project each (C, h, w) item of ``x`` (n, C, h, w) on its first principal component; returns (n, h, w)."""
+    n, c, h, w = x.shape
+    m = x.reshape(n, c, h * w).transpose(1, 2).double()  # (n, hw, C), pixels x channels as grad-cam
+    m = m - m.mean(1, keepdim=True)  # centre each channel over the pixels
+    if c <= h * w:
+        _, vecs = torch.linalg.eigh(m.transpose(1, 2) @ m)  # (n, C, C) covariance, eigenvalues ascending
+        proj = m @ vecs[..., -1:]  # (n, hw, 1)
+    else:  # fewer pixels than channels: the hw x hw Gram matrix has the same leading component
+        vals, vecs = torch.linalg.eigh(m @ m.transpose(1, 2))  # (n, hw, hw)
+        proj = vecs[..., -1:] * vals[..., -1:, None].clamp(min=0).sqrt()  # X v = sigma u
+    proj = proj[..., 0]
+    flip = proj.amin(1).abs() > proj.amax(1).abs()
+    proj = torch.where(flip[:, None], -proj, proj)
+    return proj.view(n, h, w).to(x.dtype)
