@@ -39,7 +39,7 @@ class CamConfig:
         show_boxes: draw Ultralytics' annotations over overlays.
         renormalize: in overlays, scale each map to its own range inside its box and zero it outside.
         eigen_smooth: use the first principal component instead of the channel sum (grad-cam's ``eigen_smooth``).
-        aug_smooth: average over flipped/brightened inputs (grad-cam's ``aug_smooth``); not supported yet.
+        aug_smooth: average over six flipped / brightened inputs (grad-cam's ``aug_smooth``; six times the cost).
         save_maps: also save every prediction's own map when saving.
     """
 

@@ -39,6 +39,9 @@ __all__ = ["GRADIENT_BUDGET_BYTES", "CamEngine", "ForwardPass"]
 #: Upper bound on the per-prediction gradients held at once; more predictions are processed in chunks.
 GRADIENT_BUDGET_BYTES = 512 * 2**20
 
+#: grad-cam's ``aug_smooth`` test-time augmentations (ttach): horizontal flip x brightness factors.
+AUGMENTATIONS = [(flip, factor) for flip in (False, True) for factor in (0.9, 1.0, 1.1)]
+
 
 @dataclass
 class ForwardPass:
@@ -88,14 +91,8 @@ class CamEngine:
             if not self.method.uses_activations
             else resolve_layers(self.net, config.layers, imgsz=predictor.args.imgsz, verbose=predictor.args.verbose)
         )
-        if config.aug_smooth:
-            from .errors import MethodError
-
-            raise MethodError(
-                "aug_smooth=True is not supported yet: grad-cam's flips move objects to other anchors, so its "
-                "anchor-indexed targets would explain other predictions."
-            )
         self.fp16 = bool(getattr(backend, "fp16", False))
+        self._rematch = False  # set per explained pass: True on augmented inputs for non-positional heads
 
     # -- forward -----------------------------------------------------------------------------------------------------
     def forward(self, im: torch.Tensor) -> ForwardPass:
@@ -144,21 +141,45 @@ class CamEngine:
 
     # -- explain -----------------------------------------------------------------------------------------------------
     def explain(self, fwd: ForwardPass, selections: list[Selection]) -> list[torch.Tensor]:
-        """Return, per image, the (n, H, W) maps in [0, 1] at the model-input size of its selected predictions."""
-        h, w = fwd.image.shape[2:]
+        """Return, per image, the (n, H, W) maps in [0, 1] at the model-input size of its selected predictions.
+
+        With ``aug_smooth`` the maps are averaged over grad-cam's six test-time augmentations (horizontal flip x
+        brightness 0.9, 1, 1.1). grad-cam keeps its targets fixed, which on a detector would explain whatever sits at
+        the same anchor of the flipped image; here each prediction is followed to its mirrored anchor (RT-DETR: to
+        the query whose box best overlaps the mirrored box), and each map is flipped back before averaging.
+        """
         with torch.inference_mode(False):
             sels = [s.to_autograd() for s in selections]
-            if not self.method.uses_activations:
-                return [self.method.input_maps(s, self.task, (h, w)) for s in sels]
-            if self.method.needs_gradients:
-                return self._explain_with_gradients(fwd, sels)
-            return self._explain_without_gradients(fwd, sels)
+            maps = self._explain_once(fwd, sels)
+            if not self.config.aug_smooth:
+                return maps
+            imgsz = tuple(fwd.image.shape[2:])
+            for flip, factor in AUGMENTATIONS:
+                if not flip and factor == 1.0:
+                    continue  # the pass above
+                x = fwd.image.detach() * factor
+                aug = self.forward(x.flip(-1) if flip else x)
+                aug_sels = [self.adapter.flip(s, aug.head_out, imgsz) if flip else s for s in sels]
+                extra = self._explain_once(aug, aug_sels, rematch=True)
+                maps = [total + (m.flip(-1) if flip else m) for total, m in zip(maps, extra)]
+            return [m / len(AUGMENTATIONS) for m in maps]
+
+    def _explain_once(self, fwd: ForwardPass, sels: list[Selection], rematch: bool = False) -> list[torch.Tensor]:
+        """Explain one forward pass (``rematch``: the input was augmented, re-find non-positional predictions)."""
+        self._rematch = rematch and self.adapter.rematch
+        if not self.method.uses_activations:
+            h, w = fwd.image.shape[2:]
+            maps = [self.method.input_maps(s, self.task, (h, w)).to(fwd.image.device) for s in sels]
+            return [m.flip(-1) if s.flipped else m for m, s in zip(maps, sels)]  # drawn at the mirrored boxes
+        if self.method.needs_gradients:
+            return self._explain_with_gradients(fwd, sels)
+        return self._explain_without_gradients(fwd, sels)
 
     def _targets(self, fwd: ForwardPass, sels: list[Selection]) -> list[torch.Tensor]:
         """Each image's (n,) target values, differentiable, with the method's target transform applied."""
         imgsz = tuple(fwd.image.shape[2:])
         with torch.enable_grad():
-            values = self.adapter.target_values(fwd.head_out, sels, self.config.target, imgsz)
+            values = self.adapter.target_values(fwd.head_out, sels, self.config.target, imgsz, rematch=self._rematch)
             if self.method.transforms_targets:
                 logits = self.adapter.class_logits(fwd.head_out, sels)
                 values = [self.method.transform_targets(v, lg, s.cls) for v, lg, s in zip(values, logits, sels)]

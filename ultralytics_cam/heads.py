@@ -49,12 +49,14 @@ class Selection:
         cls: (n,) class id of each prediction, long.
         conf: (n,) confidence of each prediction, float.
         boxes: (n, 4) xyxy box in model-input pixels ((n, 5) xywhr for OBB; empty for classify).
+        flipped: the selection describes the predictions in a horizontally flipped input (``aug_smooth``).
     """
 
     index: torch.Tensor
     cls: torch.Tensor
     conf: torch.Tensor
     boxes: torch.Tensor
+    flipped: bool = False
 
     def __len__(self) -> int:
         """Return the number of selected predictions."""
@@ -62,7 +64,7 @@ class Selection:
 
     def subset(self, keep: torch.Tensor) -> Selection:
         """Return the selection restricted to the rows ``keep`` (an index or boolean tensor)."""
-        return Selection(self.index[keep], self.cls[keep], self.conf[keep], self.boxes[keep])
+        return Selection(self.index[keep], self.cls[keep], self.conf[keep], self.boxes[keep], self.flipped)
 
     def to_autograd(self) -> Selection:
         """Return a copy made of normal tensors.
@@ -71,7 +73,17 @@ class Selection:
         tensors makes autograd refuse the backward ("Inference tensors cannot be saved for backward"), so the engine
         clones them outside inference mode first.
         """
-        return Selection(self.index.clone(), self.cls.clone(), self.conf.clone(), self.boxes.clone())
+        return Selection(self.index.clone(), self.cls.clone(), self.conf.clone(), self.boxes.clone(), self.flipped)
+
+    def mirrored(self, index: torch.Tensor, width: int) -> Selection:
+        """The same predictions in the horizontally flipped input: new pre-NMS ``index``, boxes mirrored."""
+        boxes = self.boxes.clone()
+        if boxes.shape[-1] == 5:  # xywhr: the centre mirrors and the rotation changes sign
+            boxes[:, 0] = width - boxes[:, 0]
+            boxes[:, 4] = -boxes[:, 4]
+        elif len(boxes):
+            boxes[:, [0, 2]] = width - self.boxes[:, [2, 0]]
+        return Selection(index, self.cls, self.conf, boxes, not self.flipped)
 
 
 def align_rows(sel_conf: torch.Tensor, sel_cls: torch.Tensor, res_conf: torch.Tensor, res_cls: torch.Tensor) -> list:
@@ -147,6 +159,10 @@ class HeadAdapter:
     def class_logits(self, head_out: Any, sels: list[Selection]) -> list:
         """Return, per image, the (n, nc) class logits of each selected prediction."""
         raise NotImplementedError
+
+    def flip(self, sel: Selection, head_out: Any, imgsz: tuple[int, int]) -> Selection:
+        """Return ``sel`` as it appears in the horizontally flipped input (queries and classes do not move)."""
+        return sel.mirrored(sel.index, imgsz[1])
 
 
 class AnchorHeadAdapter(HeadAdapter):
@@ -230,7 +246,7 @@ class AnchorHeadAdapter(HeadAdapter):
                 ndim = self.head.kpt_shape[1]
                 value = (kpts[2::ndim] if ndim == 3 else kpts).sum(0)
             elif target == "angle":
-                value = raw["angle"][b, 0, a]
+                value = raw["angle"][b, 0, a] * (-1 if s.flipped else 1)  # a mirrored box turns the other way
             out.append(value)
         return out
 
@@ -252,6 +268,22 @@ class AnchorHeadAdapter(HeadAdapter):
             & (ys <= box[:, 3, None, None])
         ).to(masks.dtype)
         return (masks * inside).sum((1, 2)) / inside.sum((1, 2)).clamp(min=1)
+
+    def flip(self, sel: Selection, head_out: Any, imgsz: tuple[int, int]) -> Selection:
+        """Mirror each anchor inside its pyramid level: cell (y, x) of a w-wide level becomes (y, w - 1 - x).
+
+        The letterboxed input's width is a multiple of every stride, so the anchor grid is symmetric and the mirrored
+        cell centre is exactly the mirrored point.
+        """
+        shapes = [f.shape[-2:] for f in self.branch(head_out)["feats"]]
+        index = sel.index.clone()
+        start = 0
+        for h, w in shapes:
+            inside = (sel.index >= start) & (sel.index < start + h * w)
+            y, x = (sel.index[inside] - start) // w, (sel.index[inside] - start) % w
+            index[inside] = start + y * w + (w - 1 - x)
+            start += h * w
+        return sel.mirrored(index, imgsz[1])
 
     def class_logits(self, head_out: Any, sels: list[Selection]) -> list:
         """Return the class-logit vector at each prediction's anchor."""

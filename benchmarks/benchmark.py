@@ -1,0 +1,170 @@
+"""Speed and localisation of every CAM method, side by side with plain ``model.predict``, in one run.
+
+Run from the repository root (defaults: the bundled trained detect model on 24 synthetic images with known boxes)::
+
+    python benchmarks/benchmark.py                      # all methods, markdown table on stdout
+    python benchmarks/benchmark.py --methods HiResCAM,GradCAM --images 48 --json bench.json
+
+Timing: every contender runs over the same images, round-robin over ``--repeats`` rounds (so drift on a shared
+machine hits all alike); the table gives the median seconds per image and the ratio to plain ``model.predict``.
+Contenders besides our methods: Ultralytics' own ``predict(visualize=True)`` (LayerCAM, one backward per prediction,
+files written to a temporary folder) and our engine forced to one backward per prediction (the approach of the
+widely copied single-file YOLO heatmap scripts).
+
+Localisation, per explained prediction that matches a ground-truth object (IoU >= 0.5, same class):
+pointing game = the map's peak lies inside the ground-truth box; energy in box = share of the map's sum inside the
+prediction's box. ``ConfidenceMap`` fills the box by construction: it is the reference a CAM has to be read against.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("YOLO_OFFLINE", "1")
+os.environ.setdefault("YOLO_VERBOSE", "False")
+sys.path.insert(0, str(ROOT / "scripts"))
+
+
+def synthetic_images(n: int, imgsz: int, seed: int) -> tuple[list[np.ndarray], list[list[dict]]]:
+    """Render ``n`` detection images with known objects (seeds beyond the training set's)."""
+    import synthetic_shapes
+
+    rng = np.random.default_rng(seed)
+    images, truths = [], []
+    for _ in range(n):
+        im, objects = synthetic_shapes.render_image("detect", rng, imgsz)
+        images.append(im)
+        truths.append(objects)
+    return images, truths
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    """IoU of two xyxy boxes."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def localisation(results: list, truths: list[list[dict]]) -> dict:
+    """Pointing game and energy in box over predictions matched to ground truth."""
+    hits, energy, matched, total = [], [], 0, 0
+    for r, objects in zip(results, truths):
+        stats = r.cam.stats()
+        maps = r.cam.maps
+        for i, box in enumerate(r.boxes.xyxy.numpy()):
+            total += 1
+            cls = int(r.boxes.cls[i])
+            gts = [np.asarray(o["box_xyxy"]) for o in objects if int(o["cls"]) == cls]
+            best = max(gts, key=lambda g: iou(box, g), default=None)
+            if best is None or iou(box, best) < 0.5:
+                continue
+            matched += 1
+            x, y = stats[i]["peak"]
+            hits.append(best[0] <= x <= best[2] and best[1] <= y <= best[3])
+            if maps[i].sum() > 0:
+                energy.append(stats[i]["energy_in_box"])
+    return {
+        "predictions": total,
+        "matched": matched,
+        "pointing_game": float(np.mean(hits)) if hits else float("nan"),
+        "energy_in_box": float(np.mean(energy)) if energy else float("nan"),
+    }
+
+
+def main() -> None:
+    """Run the benchmark and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=str(ROOT / "ultralytics_cam" / "assets" / "models" / "detect.pt"))
+    parser.add_argument("--images", type=int, default=24)
+    parser.add_argument("--imgsz", type=int, default=160)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=1000)
+    parser.add_argument("--methods", default="all", help="comma-separated method names, or 'all'")
+    parser.add_argument("--skip-slow", action="store_true", help="leave out ScoreCAM and AblationCAM")
+    parser.add_argument("--json", default=None, help="also write the raw numbers to this file")
+    args = parser.parse_args()
+
+    import torch
+    from ultralytics import YOLO
+
+    import ultralytics_cam  # noqa: F401
+    from ultralytics_cam import engine
+    from ultralytics_cam.methods import method_specs
+
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    images, truths = synthetic_images(args.images, args.imgsz, args.seed)
+    model = YOLO(args.model)
+    kw = {"imgsz": args.imgsz, "conf": 0.25, "verbose": False}
+    names = [n for n, s in method_specs().items() if s.refused is None]
+    if args.methods != "all":
+        wanted = {m.lower() for m in args.methods.split(",")}
+        names = [n for n in names if n.lower() in wanted]
+    if args.skip_slow:
+        names = [n for n in names if n not in ("ScoreCAM", "AblationCAM")]
+
+    tmp = tempfile.mkdtemp(prefix="ucam-bench-")
+
+    def plain():
+        return model.predict(images, **kw)
+
+    def visualize():
+        return model.predict(images, visualize=True, project=tmp, name="vis", exist_ok=True, **kw)
+
+    def per_box():
+        budget = engine.GRADIENT_BUDGET_BYTES
+        engine.GRADIENT_BUDGET_BYTES = 1  # chunks of one prediction: one backward per box
+        try:
+            return model.cam(images, method="HiResCAM", **kw)
+        finally:
+            engine.GRADIENT_BUDGET_BYTES = budget
+
+    contenders = {"model.predict": plain, "predict(visualize=True)": visualize, "one backward per box": per_box}
+    contenders.update({f"cam {n}": (lambda n=n: model.cam(images, method=n, **kw)) for n in names})
+
+    for fn in contenders.values():  # warm-up: model setup, grad-cam import, allocator
+        fn()
+    times = {k: [] for k in contenders}
+    outputs = {}
+    for _ in range(args.repeats):
+        for key, fn in contenders.items():
+            t0 = time.perf_counter()
+            outputs[key] = fn()
+            times[key].append((time.perf_counter() - t0) / len(images))
+
+    base = statistics.median(times["model.predict"])
+    rows = []
+    for key in contenders:
+        t = statistics.median(times[key])
+        loc = localisation(outputs[key], truths) if key.startswith("cam ") or key == "one backward per box" else {}
+        rows.append({"contender": key, "s_per_image": t, "ratio": t / base, **loc})
+
+    n_pred = sum(len(r.boxes) for r in outputs["model.predict"])
+    print(
+        f"\n{args.images} synthetic {args.imgsz}px images, {n_pred} predictions at conf 0.25, "
+        f"{os.path.basename(args.model)}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"median of {args.repeats} rounds\n"
+    )
+    print("| contender | ms / image | × predict | pointing game | energy in box |")
+    print("|---|---:|---:|---:|---:|")
+    for r in rows:
+        pg = f"{r['pointing_game']:.3f}" if "pointing_game" in r else ""
+        en = f"{r['energy_in_box']:.3f}" if "energy_in_box" in r else ""
+        print(f"| {r['contender']} | {r['s_per_image'] * 1e3:.1f} | {r['ratio']:.2f} | {pg} | {en} |")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"args": vars(args), "rows": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
