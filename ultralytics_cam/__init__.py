@@ -17,20 +17,30 @@ from typing import Any
 from ._patch import install, is_installed, uninstall
 from .api import cam
 from .config import CAM_DEFAULTS, CamConfig
-from .errors import CamError, LayerError, MethodError, TargetError, UnsupportedModelError
+from .errors import CamError, LayerError, MethodError, PluginError, TargetError, UnsupportedModelError
+from .methods.base import CamMethod, LayerContext, MethodSpec
+from .plugins.hookspecs import hookimpl
 from .result import CamResult
+from .targets import TargetContext, TargetSpec
 
 __all__ = [
     "CAM_DEFAULTS",
     "CamConfig",
     "CamError",
+    "CamMethod",
     "CamResult",
+    "LayerContext",
     "LayerError",
     "MethodError",
+    "MethodSpec",
+    "PluginError",
+    "TargetContext",
     "TargetError",
+    "TargetSpec",
     "UnsupportedModelError",
     "__version__",
     "cam",
+    "hookimpl",
     "install",
     "is_installed",
     "uninstall",

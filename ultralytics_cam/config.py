@@ -10,13 +10,9 @@ import difflib
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from .errors import TargetError
 from .layers import parse_layers
 
-__all__ = ["CAM_DEFAULTS", "REFUSED_ULTRALYTICS_KEYS", "TARGETS", "CamConfig", "split_kwargs"]
-
-#: Every target name; which ones a model has depends on its task (see ``heads.TASK_TARGETS``).
-TARGETS = ("class", "box", "all", "mask", "keypoints", "angle")
+__all__ = ["CAM_DEFAULTS", "REFUSED_ULTRALYTICS_KEYS", "CamConfig", "split_kwargs"]
 
 #: Ultralytics predict arguments that cannot be combined with a CAM run, and why.
 REFUSED_ULTRALYTICS_KEYS = {
@@ -58,12 +54,10 @@ class CamConfig:
         """Validate every field; errors name the option and what it accepts."""
         from .methods import get_method_spec
         from .plotting import colormap_id
+        from .targets import get_target_spec
 
         get_method_spec(self.method)
-        if self.target not in TARGETS:
-            close = difflib.get_close_matches(str(self.target), TARGETS, n=1)
-            hint = f" Did you mean '{close[0]}'?" if close else ""
-            raise TargetError(f"target={self.target!r} is not a target.{hint} Valid targets: {', '.join(TARGETS)}.")
+        get_target_spec(self.target)
         parse_layers(self.layers)
         if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or not 0 <= self.alpha <= 1:
             raise ValueError(f"alpha={self.alpha!r} is not valid: use a number between 0 and 1.")

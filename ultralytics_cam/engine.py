@@ -33,6 +33,7 @@ from .heads import Selection, adapter_for
 from .layers import Layer, describe_layers, resolve_layers
 from .methods import CamMethod, LayerContext, create_method
 from .methods.base import minmax
+from .targets import TargetContext, get_target_spec
 
 __all__ = ["GRADIENT_BUDGET_BYTES", "CamEngine", "ForwardPass"]
 
@@ -77,13 +78,13 @@ class CamEngine:
         self.net = backend.model  # the predictor's own fused copy: the user's model is never touched
         self.task = predictor.args.task
         self.adapter = adapter_for(self.net, self.task)
+        self.target = get_target_spec(config.target, self.task, type(self.adapter.head).__name__)
         if type(self.net).__name__.startswith("YOLOE") and not _has_prompts(self.net):
             raise UnsupportedModelError(
                 "This YOLOE model has no class prompts, so its class scores do not depend on the image and there is "
                 "nothing to explain. Set prompts first: model.set_classes(names, model.get_text_pe(names)), or use "
                 "visual prompts."
             )
-        self.adapter.check_target(config.target)
         self.method: CamMethod = create_method(config.method)
         self.method.check(self.task, len(predictor.model.names), config.target)
         self.layers: list[Layer] = (
@@ -93,6 +94,26 @@ class CamEngine:
         )
         self.fp16 = bool(getattr(backend, "fp16", False))
         self._rematch = False  # set per explained pass: True on augmented inputs for non-positional heads
+
+    @classmethod
+    def for_model(
+        cls, model: torch.nn.Module, task: str, config: CamConfig, *, imgsz: Any = 640, verbose: bool = False
+    ) -> CamEngine:
+        """Build an engine for a model that no predictor runs: a validator's ``AutoBackend`` or a native model.
+
+        A native Ultralytics model (``DetectionModel``, ... such as the EMA model a trainer validates) is wrapped in
+        the few ``AutoBackend`` attributes the engine reads. Raises what :class:`CamEngine` raises.
+        """
+        from types import SimpleNamespace
+
+        from ultralytics.nn.tasks import BaseModel
+        from ultralytics.utils.torch_utils import unwrap_model
+
+        backend = unwrap_model(model)
+        if isinstance(backend, BaseModel):
+            backend = _NativeBackend(backend)
+        host = SimpleNamespace(model=backend, args=SimpleNamespace(task=task, imgsz=imgsz, verbose=verbose))
+        return cls(host, config)
 
     # -- forward -----------------------------------------------------------------------------------------------------
     def forward(self, im: torch.Tensor) -> ForwardPass:
@@ -177,9 +198,8 @@ class CamEngine:
 
     def _targets(self, fwd: ForwardPass, sels: list[Selection]) -> list[torch.Tensor]:
         """Each image's (n,) target values, differentiable, with the method's target transform applied."""
-        imgsz = tuple(fwd.image.shape[2:])
         with torch.enable_grad():
-            values = self.adapter.target_values(fwd.head_out, sels, self.config.target, imgsz, rematch=self._rematch)
+            values = self._target_values(fwd.head_out, sels, tuple(fwd.image.shape[2:]), self._rematch)
             if self.method.transforms_targets:
                 logits = self.adapter.class_logits(fwd.head_out, sels)
                 values = [self.method.transform_targets(v, lg, s.cls) for v, lg, s in zip(values, logits, sels)]
@@ -304,14 +324,16 @@ class CamEngine:
         try:
             with torch.no_grad():
                 self.backend(inputs.to(fwd_dtype(self.backend)))
-                imgsz = tuple(inputs.shape[2:])
-                values = self.adapter.target_values(
-                    captured["head"], [sel] * len(inputs), self.config.target, imgsz, rematch=self.adapter.rematch
-                )
+                values = self._target_values(captured["head"], [sel] * len(inputs), tuple(inputs.shape[2:]), True)
         finally:
             for h in handles:
                 h.remove()
         return torch.stack(values).float()
+
+    def _target_values(self, head_out: Any, sels: list[Selection], imgsz: tuple, rematch: bool) -> list[torch.Tensor]:
+        """The chosen target's (n,) values per image (``rematch``: re-find non-positional predictions)."""
+        ctx = TargetContext(self.adapter, head_out, sels, imgsz, self.task, rematch and self.adapter.rematch)
+        return self.target.values(ctx)
 
     @staticmethod
     def _scaled(raw: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -334,6 +356,22 @@ def _grad_mode(enabled: bool):
         yield
     finally:
         torch.set_grad_enabled(prev)
+
+
+class _NativeBackend:
+    """The ``AutoBackend`` attributes :class:`CamEngine` reads, around a native model (a trainer's EMA model)."""
+
+    format = "pt"
+    base_model = True
+    fp16 = False  # a trainer validates its EMA model in float32 (fp16 only appears under autocast, not in weights)
+
+    def __init__(self, net: torch.nn.Module) -> None:
+        self.model = net
+        self.names = net.names
+        self.end2end = bool(getattr(net, "end2end", False))
+
+    def __call__(self, x: torch.Tensor) -> Any:
+        return self.model(x)
 
 
 class _NotAFeatureMapError(Exception):

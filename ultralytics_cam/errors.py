@@ -10,6 +10,7 @@ __all__ = [
     "CamError",
     "LayerError",
     "MethodError",
+    "PluginError",
     "TargetError",
     "UnsupportedModelError",
 ]
@@ -33,3 +34,7 @@ class TargetError(CamError, ValueError):
 
 class LayerError(CamError, ValueError):
     """A layer specification that does not name a usable layer of the model."""
+
+
+class PluginError(CamError, RuntimeError):
+    """A plugin registered something that clashes (a duplicate name) or cannot be used."""

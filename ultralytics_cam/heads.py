@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from .errors import TargetError, UnsupportedModelError
+from .errors import UnsupportedModelError
 
 __all__ = [
     "AnchorHeadAdapter",
@@ -126,19 +126,6 @@ class HeadAdapter:
 
         reset_head_caches(self.head)
 
-    @property
-    def targets(self) -> tuple[str, ...]:
-        """The target names this head can explain."""
-        return TASK_TARGETS[self.task]
-
-    def check_target(self, target: str) -> None:
-        """Raise :class:`TargetError` unless ``target`` is one of :attr:`targets`."""
-        if target not in self.targets:
-            raise TargetError(
-                f"target='{target}' is not available for task '{self.task}' ({type(self.head).__name__} head). "
-                f"Valid targets: {', '.join(self.targets)}."
-            )
-
     # -- per batch ---------------------------------------------------------------------------------------------------
     def select(
         self, predictor: Any, preds: Any, head_out: Any, results: list, imgsz: tuple[int, int]
@@ -155,6 +142,95 @@ class HeadAdapter:
         again by box overlap, because the input was perturbed (ScoreCAM, AblationCAM).
         """
         raise NotImplementedError
+
+    # -- candidates: predictions that were not kept (failure analysis) ------------------------------------------------
+    def decode(self, head_out: Any, imgsz: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return every anchor's (query's) decoded box and class probabilities, detached.
+
+        Returns:
+            ``boxes`` (B, A, 4) xyxy in model-input pixels ((B, A, 5) xywhr for OBB) and ``scores`` (B, A, nc) in
+            [0, 1], for all A anchors (queries) before any confidence threshold or NMS.
+        """
+        raise NotImplementedError
+
+    def candidates(
+        self,
+        head_out: Any,
+        boxes: torch.Tensor,
+        cls: torch.Tensor,
+        imgsz: tuple[int, int],
+        image: int = 0,
+        min_iou: float = 0.5,
+    ) -> Selection:
+        """Return, for each given box and class, the strongest candidate prediction the model made there.
+
+        Used to explain objects the model missed ("what did the model see where the object is?"): among the anchors
+        (queries) whose decoded box overlaps the box by at least ``min_iou``, the one with the highest score for the
+        given class; when none overlaps that much, the best-overlapping one.
+
+        Args:
+            head_out: the head output of :meth:`CamEngine.forward <ultralytics_cam.engine.CamEngine.forward>`.
+            boxes: (n, 4) xyxy boxes in model-input pixels ((n, 5) xywhr for OBB), e.g. ground truth.
+            cls: (n,) class of each box; the candidate's score (and later its target) is read for this class.
+            imgsz: (h, w) of the model input.
+            image: which image of the batch.
+            min_iou: overlap a candidate's box needs (probabilistic rotated IoU for OBB).
+
+        Returns:
+            One :class:`Selection` row per box: the candidate's anchor, the given class, the candidate's score for that
+            class and the candidate's own decoded box.
+        """
+        dec, scores = self.decode(head_out, imgsz)
+        dec, scores = dec[image], scores[image]
+        cls = cls.long().view(-1).to(dec.device)
+        if len(cls) == 0:
+            return _empty_selection(dec)
+        iou = self._iou(boxes.to(dec), dec)  # (n, A)
+        score = scores[:, cls].T  # (n, A): each box's class score at every anchor
+        inside = torch.where(iou >= min_iou, score, torch.full_like(score, -1.0))
+        best = torch.where(inside.amax(1) >= 0, inside.argmax(1), iou.argmax(1))
+        rows = torch.arange(len(cls), device=dec.device)
+        return Selection(best, cls, score[rows, best], dec[best])
+
+    def locate(
+        self,
+        head_out: Any,
+        boxes: torch.Tensor,
+        cls: torch.Tensor,
+        conf: torch.Tensor,
+        imgsz: tuple[int, int],
+        image: int = 0,
+    ) -> Selection:
+        """Return the anchor (query) that produced each given prediction, found by its decoded box and score.
+
+        For predictions made outside a predictor (a validator's own NMS settings, custom postprocessing), where
+        :meth:`select` cannot repeat the row choice: the producing anchor decodes to exactly the prediction's box
+        (IoU 1) with exactly its confidence, so it minimises ``|score - conf| + (1 - IoU)``.
+
+        Args:
+            head_out: the head output of the forward pass that made the predictions (or an identical one).
+            boxes: (n, 4) xyxy boxes in model-input pixels ((n, 5) xywhr for OBB).
+            cls: (n,) predicted classes.
+            conf: (n,) confidences.
+            imgsz: (h, w) of the model input.
+            image: which image of the batch.
+        """
+        dec, scores = self.decode(head_out, imgsz)
+        dec, scores = dec[image], scores[image]
+        cls = cls.long().view(-1).to(dec.device)
+        if len(cls) == 0:
+            return _empty_selection(dec)
+        score = scores[:, cls].T  # (n, A)
+        cost = (score - conf.view(-1, 1).to(score)).abs() + (1 - self._iou(boxes.to(dec), dec))
+        return Selection(cost.argmin(1), cls, conf.view(-1).to(score), boxes.to(dec))
+
+    def _iou(self, boxes: torch.Tensor, decoded: torch.Tensor) -> torch.Tensor:
+        """(n, A) IoU of boxes with decoded anchor boxes: probabilistic rotated IoU for OBB, box IoU otherwise."""
+        from ultralytics.utils.metrics import batch_probiou, box_iou
+
+        if self.task == "obb":
+            return batch_probiou(boxes.float(), decoded.float()).to(decoded.dtype)
+        return box_iou(boxes, decoded)
 
     def class_logits(self, head_out: Any, sels: list[Selection]) -> list:
         """Return, per image, the (n, nc) class logits of each selected prediction."""
@@ -285,6 +361,21 @@ class AnchorHeadAdapter(HeadAdapter):
             start += h * w
         return sel.mirrored(index, imgsz[1])
 
+    def decode(self, head_out: Any, imgsz: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Decode every anchor with the head's own ``_inference``, on the branch the predictions come from."""
+        from ultralytics.utils import ops
+
+        raw = self.branch(head_out)
+        with torch.no_grad():
+            y = self.head._inference(raw).detach()  # (B, 4 + nc + extra, A): boxes, sigmoid scores, extras
+        nc = self.head.nc
+        boxes, scores = y[:, :4].transpose(1, 2), y[:, 4 : 4 + nc].transpose(1, 2)
+        if self.task == "obb":  # xywh + the angle channel the head appends last, as NMS reads it
+            return torch.cat([boxes, y[:, -1:].transpose(1, 2)], -1), scores
+        if not (self.head.end2end or self.head.xyxy):  # end-to-end heads decode straight to xyxy
+            boxes = ops.xywh2xyxy(boxes)
+        return boxes, scores
+
     def class_logits(self, head_out: Any, sels: list[Selection]) -> list:
         """Return the class-logit vector at each prediction's anchor."""
         raw = self.branch(head_out)
@@ -295,11 +386,6 @@ class RTDETRHeadAdapter(HeadAdapter):
     """RT-DETR decoder: predictions are (query, class) pairs picked by a top-k over all query scores."""
 
     rematch = True  # a perturbed image re-ranks the queries, so its predictions are found again by box overlap
-
-    @property
-    def targets(self) -> tuple[str, ...]:
-        """RT-DETR explains classes and boxes."""
-        return COMMON_TARGETS
 
     @staticmethod
     def _last(head_out: Any) -> tuple[torch.Tensor, torch.Tensor]:
@@ -362,6 +448,14 @@ class RTDETRHeadAdapter(HeadAdapter):
             out.append(value)
         return out
 
+    def decode(self, head_out: Any, imgsz: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every query's box of the last decoder layer (normalised xywh, scaled to pixels) and class probabilities."""
+        from ultralytics.utils import ops
+
+        boxes, logits = (t.detach() for t in self._last(head_out))
+        h, w = imgsz
+        return ops.xywh2xyxy(boxes) * boxes.new_tensor([w, h, w, h]), logits.sigmoid()
+
     def class_logits(self, head_out: Any, sels: list[Selection]) -> list:
         """Return the class-logit vector of each prediction's query."""
         logits = self._last(head_out)[1]
@@ -391,10 +485,42 @@ class ClassifyHeadAdapter(HeadAdapter):
         logits = head_out[1]
         return [logits[b, s.cls] for b, s in enumerate(sels)]
 
+    def candidates(
+        self,
+        head_out: Any,
+        boxes: torch.Tensor,
+        cls: torch.Tensor,
+        imgsz: tuple[int, int],
+        image: int = 0,
+        min_iou: float = 0.5,
+    ) -> Selection:
+        """Return the given classes of one image (a classifier has one candidate per class); ``boxes`` is ignored."""
+        probs = head_out[0][image].detach()
+        cls = cls.long().view(-1).to(probs.device)
+        return Selection(cls, cls, probs[cls], probs.new_zeros((len(cls), 4)))
+
+    def locate(
+        self,
+        head_out: Any,
+        boxes: torch.Tensor,
+        cls: torch.Tensor,
+        conf: torch.Tensor,
+        imgsz: tuple[int, int],
+        image: int = 0,
+    ) -> Selection:
+        """Return the given classes of one image: a classifier's prediction is its class."""
+        return self.candidates(head_out, boxes, cls, imgsz, image)
+
     def class_logits(self, head_out: Any, sels: list[Selection]) -> list:
         """Return the image's class logits once per selected class."""
         logits = head_out[1]
         return [logits[b].expand(len(s), -1) for b, s in enumerate(sels)]
+
+
+def _empty_selection(like: torch.Tensor) -> Selection:
+    """A selection without rows whose box columns are shaped like ``like``'s."""
+    index = torch.zeros(0, dtype=torch.long, device=like.device)
+    return Selection(index, index.clone(), like.new_zeros(0), like.new_zeros((0, like.shape[-1])))
 
 
 def _conf_cls(res: Any, n: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -93,23 +93,11 @@ def grad_cam_exports() -> list[str]:
     ]
 
 
-def builtin_method_specs(include_unknown: bool = False) -> list[MethodSpec]:
-    """Return the specs of the built-in methods, then of the refused grad-cam classes.
-
-    Args:
-        include_unknown: also list (as refused) grad-cam exports this version has no adapter for; this imports
-            grad-cam.
-    """
-    specs = [MethodSpec.of(m, source="ultralytics-cam" if m is ConfidenceMap else "grad-cam") for m in BUILTIN_METHODS]
+def builtin_method_specs() -> list[MethodSpec]:
+    """Return the specs of the built-in methods, then of the refused grad-cam classes (with their reasons)."""
+    specs = [MethodSpec.of(m) for m in BUILTIN_METHODS]
     specs.append(MethodSpec.of(ConfidenceMap, source="ultralytics-cam"))
     specs += [MethodSpec(name, None, True, "not available", refused=why) for name, why in REFUSED_METHODS.items()]
-    if include_unknown:
-        known = {canonical(s.name) for s in specs}
-        specs += [
-            MethodSpec(name, None, True, "not available", refused="not adapted to Ultralytics heads by this version")
-            for name in grad_cam_exports()
-            if canonical(name) not in known
-        ]
     return specs
 
 
