@@ -64,6 +64,17 @@ def yaml_model(name: str, seed: int = 0, **kwargs):
     return RTDETR(name) if name.startswith("rtdetr") else YOLO(name, **kwargs)
 
 
+def tiny_detector():
+    """yolo11n.yaml with seeded random weights and class biases drawn around 0, so every image has confident
+    predictions to explain (the default bias prior keeps random-weight scores near 1e-5, below any threshold)."""
+    model = yaml_model("yolo11n.yaml", seed=0)
+    gen = torch.Generator().manual_seed(0)
+    for branch in model.model.model[-1].cv3:
+        bias = branch[-1].bias
+        bias.data = torch.randn(bias.shape, generator=gen) * 2
+    return model
+
+
 def trained(task: str):
     """Load the project's small model trained on synthetic shapes for ``task`` (see scripts/make_test_models.py)."""
     from ultralytics import YOLO

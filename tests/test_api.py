@@ -153,3 +153,13 @@ def test_non_model_is_refused():
 def test_missing_source_uses_ultralytics_assets():
     results = yaml_model("yolo11n.yaml").cam(conf=1e-4, imgsz=64, max_det=1)
     assert {r.path.split("/")[-1] for r in results} >= {"bus.jpg", "zidane.jpg"}
+
+
+def test_deprecated_ultralytics_keys_are_mapped_as_predict_maps_them(assets):
+    """model.predict(half=True) works (Ultralytics maps it to quantize=16); model.cam accepts the same spelling."""
+    from ultralytics_cam.config import split_kwargs
+
+    _, rest = split_kwargs({"half": False, "line_thickness": 2, "method": "GradCAM"})
+    assert rest.get("line_width") == 2 and "half" not in rest and "line_thickness" not in rest
+    (r,) = yaml_model("yolo11n.yaml").cam(str(assets / "bus.jpg"), half=False, conf=1e-4, imgsz=64, max_det=1)
+    assert len(r.cam) == 1

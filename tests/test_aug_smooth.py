@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import yaml_model
 
 from ultralytics_cam.heads import Selection
-from conftest import yaml_model
 
 
 def test_flipped_anchor_sits_at_the_mirrored_point():
@@ -56,5 +56,5 @@ def test_aug_smooth_runs_and_stays_close_to_the_plain_map(name, assets):
     (smooth,) = model.cam(str(assets / "bus.jpg"), aug_smooth=True, **kw)
     assert smooth.cam.maps.shape == plain.cam.maps.shape
     a, b = plain.cam.maps_input.numpy().ravel(), smooth.cam.maps_input.numpy().ravel()
-    assert 0 <= b.min() and b.max() <= 1
+    assert b.min() >= 0 and b.max() <= 1
     assert np.corrcoef(a, b)[0, 1] > 0.5  # an average over near-identical views, not another object's map

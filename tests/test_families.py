@@ -135,3 +135,17 @@ def test_scores_that_do_not_depend_on_the_layers_are_refused(assets, monkeypatch
     )
     with pytest.raises(UnsupportedModelError, match="do not depend on layers \\[16, 19, 22\\]"):
         yaml_model("yolo11n.yaml").cam(str(assets / "bus.jpg"), conf=1e-4, imgsz=160, max_det=2)
+
+
+def test_chunked_backward_equals_one_backward(assets, monkeypatch):
+    """Splitting the slots into chunks (memory budget) gives the same maps, also when images have few predictions."""
+    from ultralytics_cam import engine
+
+    model = yaml_model("yolo11n.yaml")
+    src = [str(assets / "bus.jpg"), str(assets / "zidane.jpg")]
+    kw = {"conf": 1e-4, "imgsz": 160, "max_det": 5, "batch": 2}
+    whole = model.cam(src, **kw)
+    monkeypatch.setattr(engine, "GRADIENT_BUDGET_BYTES", 1)  # one slot per chunk: one backward per prediction
+    chunked = model.cam(src, **kw)
+    for a, b in zip(whole, chunked):
+        torch.testing.assert_close(a.cam.maps_input, b.cam.maps_input, atol=1e-5, rtol=0)

@@ -11,7 +11,7 @@ from .errors import UnsupportedModelError
 from .heads import TASK_TARGETS
 from .predictor import cam_predictor_class
 
-__all__ = ["cam"]
+__all__ = ["cam", "cam_predictor"]
 
 #: Ultralytics' own ``Model.predict`` defaults for Python calls, which ``model.cam`` shares.
 PREDICT_DEFAULTS = {"conf": 0.25, "batch": 1, "save": False, "mode": "predict", "rect": True}
@@ -27,6 +27,8 @@ def cam(model: Any, source: Any = None, stream: bool = False, **kwargs: Any) -> 
         **kwargs: CAM options (``method``, ``target``, ``layers``, ``alpha``, ``colormap``, ``show_boxes``,
             ``renormalize``, ``eigen_smooth``, ``save_maps``) and any Ultralytics predict argument (``conf``,
             ``iou``, ``imgsz``, ``device``, ``batch``, ``classes``, ``max_det``, ``half``, ``save``, ...).
+            ``save`` defaults to False, as in ``model.predict`` from Python; ``save=True`` writes the layout of
+            ``yolo-cam predict`` (``runs/<task>/cam``, ``cam-2``, ...: a folder per image, ``summary.json``).
 
     Returns:
         ``list[Results]`` (a generator with ``stream=True``); each result carries ``r.cam``
@@ -35,6 +37,21 @@ def cam(model: Any, source: Any = None, stream: bool = False, **kwargs: Any) -> 
     Raises:
         UnsupportedModelError: the model is an export or has no explainable head.
         MethodError, TargetError, LayerError, ValueError, TypeError: an option is invalid (the message says which).
+    """
+    predictor = cam_predictor(model, **kwargs)
+    if source is None:
+        from ultralytics.utils import ASSETS
+
+        LOGGER.warning(f"{PREFIX}'source' is missing. Using 'source={ASSETS}'.")
+        source = ASSETS
+    return predictor(source=source, stream=stream)
+
+
+def cam_predictor(model: Any, **kwargs: Any) -> Any:
+    """Build the CAM predictor that :func:`cam` runs (options checked, model set up; nothing is read yet).
+
+    ``yolo-cam`` uses it to reach the run (``predictor.cam_run``) for progress and a clean Ctrl-C; ``kwargs`` are
+    those of :func:`cam`.
     """
     import torch
     from ultralytics.engine.model import Model
@@ -51,17 +68,12 @@ def cam(model: Any, source: Any = None, stream: bool = False, **kwargs: Any) -> 
             f"'{model.task}'."
         )
     config, overrides = split_kwargs(kwargs)
-    if source is None:
-        from ultralytics.utils import ASSETS
-
-        LOGGER.warning(f"{PREFIX}'source' is missing. Using 'source={ASSETS}'.")
-        source = ASSETS
     args = {**model.overrides, **PREDICT_DEFAULTS, **overrides, "mode": "predict"}
-    args["name"] = overrides.get("name") or "cam"  # runs/<task>/cam, cam2, ... like predict, predict2
+    args["name"] = overrides.get("name") or "cam"  # runs/<task>/cam, then Ultralytics' increment rule (cam-2, ...)
     predictor = cam_predictor_class(model._smart_load("predictor"))(overrides=args, _callbacks=_callbacks_for(model))
     predictor.cam_config = config
     predictor.setup_model(model=model.model, verbose=False)
-    return predictor(source=source, stream=stream)
+    return predictor
 
 
 def _callbacks_for(model: Any) -> dict:

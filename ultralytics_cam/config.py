@@ -12,7 +12,17 @@ from typing import Any
 
 from .layers import parse_layers
 
-__all__ = ["CAM_DEFAULTS", "REFUSED_ULTRALYTICS_KEYS", "CamConfig", "split_kwargs"]
+__all__ = [
+    "CAM_DEFAULTS",
+    "DEPRECATED_ULTRALYTICS_KEYS",
+    "REFUSED_ULTRALYTICS_KEYS",
+    "CamConfig",
+    "renamed_ultralytics_keys",
+    "split_kwargs",
+]
+
+#: Old Ultralytics argument names that its own ``get_cfg`` still maps onto current ones (``half`` -> ``quantize=16``).
+DEPRECATED_ULTRALYTICS_KEYS = ("half", "int8", "end2end", "boxes", "hide_labels", "hide_conf", "line_thickness")
 
 #: Ultralytics predict arguments that cannot be combined with a CAM run, and why.
 REFUSED_ULTRALYTICS_KEYS = {
@@ -89,7 +99,7 @@ def split_kwargs(kwargs: dict[str, Any]) -> tuple[CamConfig, dict[str, Any]]:
     from ultralytics.utils import DEFAULT_CFG_DICT
 
     cam = {k: v for k, v in kwargs.items() if k in CAM_DEFAULTS}
-    rest = {k: v for k, v in kwargs.items() if k not in CAM_DEFAULTS}
+    rest = renamed_ultralytics_keys({k: v for k, v in kwargs.items() if k not in CAM_DEFAULTS})
     for key, why in REFUSED_ULTRALYTICS_KEYS.items():
         if rest.get(key):
             raise ValueError(f"'{key}' cannot be used with CAM: {why}.")
@@ -106,3 +116,18 @@ def split_kwargs(kwargs: dict[str, Any]) -> tuple[CamConfig, dict[str, Any]]:
             "batch, classes, max_det, half, save, project, name, ...) is accepted too."
         )
     return CamConfig(**cam), rest
+
+
+def renamed_ultralytics_keys(args: dict[str, Any]) -> dict[str, Any]:
+    """Map deprecated Ultralytics keys onto their current names with Ultralytics' own rules (and its warning).
+
+    ``model.predict(half=True)`` works because Ultralytics renames ``half`` to ``quantize=16``; ``model.cam`` and
+    ``yolo-cam`` accept the same spellings. The mapping function is private to Ultralytics, hence looked up
+    defensively: without it the keys are left as they are (and then refused as unknown).
+    """
+    if not any(k in args for k in DEPRECATED_ULTRALYTICS_KEYS):
+        return args
+    from ultralytics import cfg
+
+    handle = getattr(cfg, "_handle_deprecation", None)
+    return handle(dict(args)) if handle is not None else args

@@ -14,6 +14,7 @@ from typing import Any
 from .config import CamConfig
 from .engine import CamEngine
 from .geometry import Geometry
+from .plugins import call_result_ready
 from .result import CamResult
 
 __all__ = ["CamPredictorMixin", "cam_predictor_class"]
@@ -63,6 +64,7 @@ class CamPredictorMixin:
                 index=sel.index,
                 display=config.display(),
             )
+            call_result_ready(r, r.cam, config)
         return results
 
     def geometry_kind(self) -> str:
@@ -72,6 +74,64 @@ class CamPredictorMixin:
         if getattr(self, "host_transforms", None) is not None or self.args.task == "classify":
             return "center_crop"
         return "stretch" if getattr(self, "scale_fill", False) else "letterbox"
+
+    # -- saving (SPEC §6): the CAM layout replaces Ultralytics' annotated image ----------------------------------------
+    cam_run: Any = None  # the run being saved (ultralytics_cam.summary.CamRun), with save=True
+    _cam_row: int = 0
+
+    def stream_inference(self, source: Any = None, model: Any = None, *args: Any, **kwargs: Any) -> Any:
+        """Ultralytics' stream; with ``save=True`` it also records the run and writes ``summary.json`` however it ends.
+
+        The run ends ``completed``, ``stopped`` (the consumer closed the generator), ``interrupted`` (Ctrl-C, or a
+        caller that set ``cam_run.interrupt_requested`` before closing) or ``failed`` (with the error).
+        """
+        if not self.args.save:
+            yield from super().stream_inference(source, model, *args, **kwargs)
+            return
+        from .summary import CamRun
+
+        self.cam_run = run = CamRun(self, source if source is not None else self.args.source)
+        status, error = "completed", None
+        try:
+            yield from super().stream_inference(source, model, *args, **kwargs)
+        except GeneratorExit:
+            status = "interrupted" if run.interrupt_requested else "stopped"
+            raise
+        except KeyboardInterrupt:
+            status = "interrupted"
+            raise
+        except Exception as e:
+            status, error = "failed", f"{type(e).__name__}: {e}"
+            raise
+        finally:
+            run.finish(self, status, error)
+
+    def write_results(self, i: int, p: Any, im: Any, s: list[str]) -> str:
+        """Ultralytics' own bookkeeping and log line; remembers which row :meth:`save_predicted_images` saves."""
+        self._cam_row = i
+        return super().write_results(i, p, im, s)
+
+    def save_predicted_images(self, save_path: Any, frame: int | None = 0) -> None:
+        """Save the CAM layout: a folder per image; per video an overlay video and per-frame JSON lines.
+
+        ``save_path`` is Ultralytics' own (de-duplicated) output name, so ``bus.jpg`` and ``bus.png`` become the
+        folders ``bus`` and ``bus-2``. Video frames go through Ultralytics' video writer (its codec and container for
+        the platform), under a temporary name that the run renames when it ends.
+        """
+        result = self.results[self._cam_row]
+        if self.dataset.mode not in {"stream", "video"}:
+            self.cam_run.save_image(result, save_path)
+            return
+        from .summary import VIDEO_PARTIAL
+
+        folder = self.cam_run.video_folder(result, save_path)
+        self.plotted_img = result.cam.plot()
+        save_frames, self.args.save_frames = self.args.save_frames, False  # its frame folder is per run, not per video
+        try:
+            super().save_predicted_images(folder / VIDEO_PARTIAL, frame)
+        finally:
+            self.args.save_frames = save_frames
+        self.cam_run.save_frame(result, save_path, frame, frames_dir=save_frames)
 
 
 @functools.cache

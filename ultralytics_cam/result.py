@@ -10,6 +10,7 @@ Maps are kept at the model-input resolution and brought to the original image si
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -134,6 +135,17 @@ class CamResult:
                 }
             )
         return out
+
+    def save(self, folder: str | Path, save_maps: bool = False) -> list[Path]:
+        """Write this image's files of the output layout (SPEC §6) into ``folder``; return the written paths.
+
+        ``detection.png``, ``heatmap.png``, ``heatmap.npy`` and ``cam.json`` (plus ``maps.npy`` and ``maps/*.png``
+        with ``save_maps``). Each file is written atomically and the folder appears complete or not at all;
+        same-named files already in ``folder`` are replaced, anything else in it is left alone.
+        """
+        from .writers import SaveConfig, write_image_folder
+
+        return write_image_folder(self, folder, SaveConfig(save_maps=save_maps, source=str(self.result.path)))
 
     # -- drawing -----------------------------------------------------------------------------------------------------
     def plot(

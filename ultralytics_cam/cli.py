@@ -1,0 +1,559 @@
+"""``yolo-cam``: the command line, in Ultralytics' own argument language.
+
+::
+
+    yolo-cam predict model=best.pt source=imgs/ method=HiResCAM
+    yolo-cam predict model=best.pt source=video.mp4 method=EigenCAM
+    yolo-cam val model=best.pt data=data.yaml method=GradCAM
+    yolo-cam demo | methods | layers model=best.pt | plugins | version | help
+
+Arguments are parsed with Ultralytics' own helpers (``merge_equals_args``, ``parse_key_value_pair``,
+``smart_value``), Ultralytics keys are checked by ``get_cfg`` on a copy (its names, defaults and messages; its global
+config is never touched) and the CAM keys by :class:`~ultralytics_cam.config.CamConfig`. Unknown keys get a "did you
+mean". Exit codes: 0 success, 1 the run failed, 2 usage error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import difflib
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "MODES", "Command", "main", "parse_args"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+#: Every mode, in the order ``yolo-cam help`` lists them.
+MODES = ("predict", "val", "demo", "methods", "layers", "plugins", "version", "help")
+#: Keys of ``yolo-cam val`` besides the CAM and Ultralytics keys (``ultralytics_cam.val_failures.cam_val``'s own).
+VAL_KEYS = ("kinds", "max_images", "strict")
+#: Keys of ``yolo-cam layers``.
+LAYERS_KEYS = ("model", "imgsz", "task")
+
+ASSETS_DIR = Path(__file__).resolve().parent / "assets"
+DEMO_MODEL = ASSETS_DIR / "models" / "detect.pt"
+DEMO_IMAGES = ASSETS_DIR / "demo"
+
+
+class UsageError(Exception):
+    """The command line is wrong (exit code 2)."""
+
+
+class RunError(Exception):
+    """The command line was fine but the run failed (exit code 1)."""
+
+
+@dataclass
+class Command:
+    """A parsed command line.
+
+    Attributes:
+        mode: one of :data:`MODES`.
+        task: a task word given on the line (``detect``, ``segment``, ...), if any.
+        args: every ``key=value`` (values converted by Ultralytics' ``smart_value``).
+        help: ``help`` (or ``-h``) was given: explain the mode instead of running it.
+    """
+
+    mode: str
+    task: str | None = None
+    args: dict[str, Any] = field(default_factory=dict)
+    help: bool = False
+
+
+# -- parsing ----------------------------------------------------------------------------------------------------------
+def _cam_keys() -> dict[str, Any]:
+    from .config import CAM_DEFAULTS
+
+    return CAM_DEFAULTS
+
+
+def _ultralytics_keys() -> dict[str, Any]:
+    from ultralytics.utils import DEFAULT_CFG_DICT
+
+    return DEFAULT_CFG_DICT
+
+
+def _suggest(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, list(dict.fromkeys(choices)), n=3, cutoff=0.6)
+    return f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+
+
+def parse_args(argv: list[str]) -> Command:
+    """Parse ``yolo-cam`` arguments the way ``yolo`` parses its own.
+
+    Raises:
+        UsageError: an argument cannot be parsed, a word is neither a mode, a task nor a key, or a key is unknown
+            for the mode (with close matches).
+    """
+    from ultralytics.cfg import TASKS, merge_equals_args, parse_key_value_pair
+
+    cam_keys, ult_keys = _cam_keys(), _ultralytics_keys()
+    bool_keys = {k for k, v in {**ult_keys, **cam_keys}.items() if isinstance(v, bool)}
+    mode, task, args, want_help = None, None, {}, False
+    for a in merge_equals_args(list(argv)):
+        word = a.lstrip("-") if a.startswith("-") and "=" not in a else a
+        if a.startswith("--") and "=" in a:
+            word = a[2:]  # '--conf=0.5' is read as 'conf=0.5', as 'yolo' does
+        if word.lower() in {"help", "h"}:
+            want_help = True
+        elif "=" in word:
+            try:
+                k, v = parse_key_value_pair(word)
+            except (NameError, SyntaxError, ValueError, AssertionError) as e:
+                raise UsageError(f"could not read '{a}' ({e}). Arguments are key=value pairs, e.g. conf=0.25.") from e
+            if k == "mode":
+                mode = _set_mode(mode, str(v))
+            elif k == "cfg" and v is not None:
+                args = {**_load_cfg(v), **args}
+            else:
+                args[k] = v
+        elif word in MODES:
+            mode = _set_mode(mode, word)
+        elif word in TASKS:
+            task = word
+        elif word in bool_keys or word in {"half", "int8", "end2end", "nms"}:
+            args[word] = True  # a bare boolean key sets it, as 'yolo show' and 'yolo half' do
+        elif word in cam_keys or word in ult_keys:
+            example = cam_keys.get(word, ult_keys.get(word))
+            raise UsageError(f"'{word}' needs a value: {word}=VALUE, e.g. {word}={example}.")
+        else:
+            choices = [*MODES, *TASKS, *cam_keys, *ult_keys]
+            raise UsageError(
+                f"'{a}' is not a yolo-cam mode, task or key.{_suggest(word, choices)} See 'yolo-cam help'."
+            )
+    if "task" in args:
+        task = args.pop("task")
+        if task not in TASKS:
+            raise UsageError(
+                f"task={task!r} is not a task.{_suggest(str(task), list(TASKS))} Tasks: {', '.join(TASKS)}."
+            )
+    if mode is None:
+        mode = "predict" if args else "help"
+        if args:
+            _say(f"no mode given; using 'predict'. Modes: {', '.join(MODES)}.")
+    cmd = Command(mode=mode, task=task, args=args, help=want_help)
+    if not cmd.help:
+        check_keys(cmd)
+    return cmd
+
+
+def _set_mode(current: str | None, new: str) -> str:
+    if new not in MODES:
+        raise UsageError(f"mode={new!r} is not a yolo-cam mode.{_suggest(new, list(MODES))} Modes: {', '.join(MODES)}.")
+    if current is not None and current != new:
+        raise UsageError(f"two modes given: '{current}' and '{new}'. Give one of: {', '.join(MODES)}.")
+    return new
+
+
+def _load_cfg(path: Any) -> dict:
+    from ultralytics.utils import YAML
+
+    try:
+        return {k: v for k, v in YAML.load(str(path)).items() if k != "cfg"}
+    except Exception as e:
+        raise UsageError(f"cfg={path!r} could not be read as a YAML file of key: value pairs ({e}).") from e
+
+
+def allowed_keys(mode: str) -> list[str]:
+    """Return the keys ``mode`` accepts."""
+    from .config import DEPRECATED_ULTRALYTICS_KEYS, REFUSED_ULTRALYTICS_KEYS
+
+    cam, ult = list(_cam_keys()), [*_ultralytics_keys(), *DEPRECATED_ULTRALYTICS_KEYS]
+    predict = [k for k in [*cam, *ult] if k not in REFUSED_ULTRALYTICS_KEYS]
+    return {
+        "predict": predict,
+        "demo": predict,
+        "val": [*VAL_KEYS, *cam, *ult],
+        "layers": list(LAYERS_KEYS),
+    }.get(mode, [])
+
+
+def check_keys(cmd: Command) -> None:
+    """Check that every key exists for the mode.
+
+    Raises:
+        UsageError: a key is unknown (with "did you mean"), refused with CAM (with why), or belongs to another mode.
+    """
+    from .config import DEPRECATED_ULTRALYTICS_KEYS, REFUSED_ULTRALYTICS_KEYS
+
+    allowed = set(allowed_keys(cmd.mode))
+    everything = [*_cam_keys(), *_ultralytics_keys(), *DEPRECATED_ULTRALYTICS_KEYS, *VAL_KEYS]
+    for k in cmd.args:
+        if k in allowed:
+            continue
+        if k in REFUSED_ULTRALYTICS_KEYS and cmd.mode in ("predict", "demo"):
+            raise UsageError(f"'{k}' cannot be used with CAM: {REFUSED_ULTRALYTICS_KEYS[k]}.")
+        if not allowed:
+            raise UsageError(f"'yolo-cam {cmd.mode}' takes no key=value arguments, got '{k}'.")
+        if k in everything:
+            raise UsageError(
+                f"'{k}' is not used by 'yolo-cam {cmd.mode}' (it takes: {_short(allowed_keys(cmd.mode))})."
+            )
+        raise UsageError(
+            f"'{k}' is not a valid key.{_suggest(k, [*allowed, *everything])} See 'yolo-cam {cmd.mode} help'."
+        )
+
+
+def _short(keys: list[str]) -> str:
+    return ", ".join(keys[:12]) + (", and every 'yolo' key" if len(keys) > 12 else "")
+
+
+def check_values(cmd: Command) -> tuple[dict, dict]:
+    """Check every value; return (CAM options, Ultralytics options).
+
+    Raises:
+        UsageError: a value is invalid; the message names the key and what it accepts.
+    """
+    from ultralytics.cfg import get_cfg
+
+    from .config import DEPRECATED_ULTRALYTICS_KEYS, CamConfig, renamed_ultralytics_keys
+
+    cam_keys = _cam_keys()
+    cam = {k: v for k, v in cmd.args.items() if k in cam_keys}
+    ult = {k: v for k, v in cmd.args.items() if k not in cam}
+    ult_only = {k: v for k, v in ult.items() if k in _ultralytics_keys() or k in DEPRECATED_ULTRALYTICS_KEYS}
+    try:
+        CamConfig(**cam)
+    except (ValueError, TypeError) as e:
+        raise UsageError(str(e)) from e
+    try:
+        get_cfg(dict(_ultralytics_keys()), dict(ult_only))  # a copy: Ultralytics' checks and messages, no global change
+    except (ValueError, TypeError, SyntaxError, KeyError) as e:
+        raise UsageError(str(e).split("\n")[0]) from e
+    return cam, renamed_ultralytics_keys(ult)
+
+
+# -- models and sources ------------------------------------------------------------------------------------------------
+def load_model(name: Any, task: str | None = None, *, default: bool = False) -> Any:
+    """Load a model as ``yolo`` does (RT-DETR by name, else ``YOLO``, which picks World / YOLOE itself).
+
+    Raises:
+        UsageError: the file does not exist and is not an Ultralytics asset.
+        RunError: it could not be downloaded (offline) or loaded.
+    """
+    from ultralytics import RTDETR, YOLO
+    from ultralytics.utils.downloads import GITHUB_ASSETS_NAMES
+
+    name = str(name)
+    path = Path(name)
+    downloadable = path.name in GITHUB_ASSETS_NAMES
+    if path.suffix == ".pt" and not path.exists() and not downloadable:
+        raise UsageError(f"model='{name}' does not exist. Pass model=path/to/weights.pt (or a .yaml to build one).")
+    try:
+        return RTDETR(name) if "rtdetr" in path.stem.lower() else YOLO(name, task=task)
+    except FileNotFoundError as e:
+        raise UsageError(f"model='{name}' was not found ({e}).") from e
+    except Exception as e:
+        if downloadable and not path.exists():
+            what = "the default model" if default else "model"
+            raise RunError(
+                f"could not download {what} '{name}' ({type(e).__name__}: {str(e).strip()[:200]}). Pass a local "
+                "model with model=path/to/best.pt, or try 'yolo-cam demo', which runs the bundled demo model offline."
+            ) from e
+        raise RunError(f"could not load model='{name}': {type(e).__name__}: {e}") from e
+
+
+def _is_path_like(source: Any) -> bool:
+    s = str(source)
+    return not (
+        isinstance(source, int)
+        or s.isnumeric()
+        or s.lower().startswith(("http://", "https://", "rtsp://", "rtmp://", "tcp://", "screen"))
+        or "*" in s
+        or s.lower().endswith(".streams")
+    )
+
+
+def check_source(source: Any) -> None:
+    """Check a local source before loading a model: it exists and holds something Ultralytics reads.
+
+    Raises:
+        UsageError: it does not exist, or is a file or folder with no image or video Ultralytics reads.
+    """
+    from ultralytics.data.utils import IMG_FORMATS, VID_FORMATS
+
+    if isinstance(source, (list, tuple)):
+        for s in source:
+            check_source(s)
+        return
+    if not _is_path_like(source):
+        return
+    formats = f"images: {', '.join(sorted(IMG_FORMATS))}; videos: {', '.join(sorted(VID_FORMATS))}"
+    path = Path(str(source))
+    if not path.exists():
+        raise UsageError(f"source='{source}' does not exist. Use an image, video, folder, glob, URL or webcam index.")
+    if path.is_dir():
+        found = [p for p in path.glob("*.*") if p.suffix[1:].lower() in IMG_FORMATS | VID_FORMATS]
+        if not found:
+            raise UsageError(f"source='{source}' has no image or video files ({formats}).")
+    elif path.suffix[1:].lower() not in IMG_FORMATS | VID_FORMATS | {"txt", "csv"}:
+        raise UsageError(f"source='{source}' is a '{path.suffix}' file, not an image or video ({formats}).")
+
+
+# -- running -----------------------------------------------------------------------------------------------------------
+class GracefulInterrupt:
+    """Context manager: the first Ctrl-C asks the run to stop after the current batch, a second one aborts."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        _say("Ctrl-C: stopping after the current batch and writing summary.json (press Ctrl-C again to abort).")
+
+    def __enter__(self) -> GracefulInterrupt:
+        try:
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        except ValueError:  # not the main thread: keep the default behaviour
+            self._previous = None
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def count_inputs(dataset: Any) -> int | None:
+    """Return how many images / frames a loaded Ultralytics source will yield (None when unknown, e.g. streams)."""
+    files, flags = getattr(dataset, "files", None), getattr(dataset, "video_flag", None)
+    if files is None or flags is None:
+        n = len(getattr(dataset, "im0", []) or [])
+        return n or None
+    import cv2
+
+    total = 0
+    stride = max(int(getattr(dataset, "vid_stride", 1) or 1), 1)
+    for f, is_video in zip(files, flags):
+        if is_video:
+            cap = cv2.VideoCapture(f)
+            total += int(cap.get(cv2.CAP_PROP_FRAME_COUNT) / stride)
+            cap.release()
+        else:
+            total += 1
+    return total
+
+
+def run_predict(model: Any, source: Any, cam: dict, ult: dict, verbose: bool) -> int:
+    """Run a saving CAM prediction with a progress bar and a clean Ctrl-C; return the exit code."""
+    from ultralytics.utils import TQDM
+
+    from .api import cam_predictor
+    from .errors import CamError
+
+    try:
+        predictor = cam_predictor(model, **cam, **{**ult, "save": ult.get("save", True), "verbose": False})
+    except CamError as e:
+        raise UsageError(str(e)) from e
+    except Exception as e:
+        raise RunError(f"could not set up the run: {type(e).__name__}: {e}") from e
+    bar = None
+
+    def start(p: Any) -> None:
+        nonlocal bar
+        desc = f"yolo-cam {p.cam_config.method}"
+        bar = TQDM(total=count_inputs(p.dataset), desc=desc, unit="img", disable=not verbose, file=sys.stderr)
+
+    predictor.add_callback("on_predict_start", start)
+    t0 = time.time()
+    seen = 0
+    with GracefulInterrupt() as stop:
+        gen = predictor(source=source, stream=True)
+        try:
+            for _ in gen:
+                seen += 1
+                if bar is not None:
+                    bar.update(1)
+                if stop.requested:
+                    break
+            else:
+                if bar is not None and bar.total and 0 < bar.n < bar.total:
+                    bar.total = bar.n  # the estimate counted unreadable images, which yield nothing: end at 100%
+        except KeyboardInterrupt:
+            stop.requested = True
+        except Exception as e:
+            raise RunError(_failure(predictor, e)) from e
+        finally:
+            if stop.requested and predictor.cam_run is not None:
+                predictor.cam_run.interrupt_requested = True
+            gen.close()  # ends the run: videos renamed into place, summary.json written
+            if bar is not None:
+                bar.close()
+    return _report(predictor, seen, time.time() - t0, stop.requested, verbose)
+
+
+def _failure(predictor: Any, e: Exception) -> str:
+    where = f" Finished images and summary.json are in {predictor.save_dir}." if predictor.cam_run is not None else ""
+    return f"the run failed: {type(e).__name__}: {e}.{where}"
+
+
+def _report(predictor: Any, seen: int, seconds: float, interrupted: bool, verbose: bool) -> int:
+    summary_path = Path(predictor.save_dir) / "summary.json"
+    summary = {}
+    if predictor.cam_run is not None and summary_path.exists():
+        import json
+
+        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    skipped = summary.get("skipped", [])
+    if interrupted:
+        _say(
+            f"interrupted after {_plural(seen, 'image')}; finished outputs and summary.json are in {predictor.save_dir}"
+        )
+        return EXIT_INTERRUPTED
+    if seen == 0:
+        reasons = "; ".join(f"{Path(s['source']).name}: {s['reason']}" for s in skipped[:5])
+        raise RunError(f"no input could be explained{' (' + reasons + ')' if reasons else ''}.")
+    if verbose:
+        counts = summary.get("counts", {"images": seen, "frames": 0})
+        what = " and ".join(
+            _plural(n, word) for n, word in ((counts["images"], "image"), (counts["frames"], "video frame")) if n
+        )
+        where = f" -> {predictor.save_dir}" if summary else ""
+        rate = seen / seconds if seconds > 0 else 0.0
+        _say(f"{what or seen} explained with {predictor.cam_config.method} in {seconds:.1f}s ({rate:.2f} img/s){where}")
+    if skipped:
+        _say(f"{_plural(len(skipped), 'input')} skipped (listed with reasons in {summary_path}).")
+    return EXIT_OK
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' * (n != 1)}"
+
+
+def _predict(cmd: Command, *, demo: bool = False) -> int:
+    cam, ult = check_values(cmd)
+    source = ult.pop("source", None)
+    model_name = ult.pop("model", None)
+    verbose = bool(ult.pop("verbose", True))
+    if demo:
+        if not DEMO_MODEL.exists() or not DEMO_IMAGES.is_dir():
+            raise RunError(f"the bundled demo files are missing from this installation ({DEMO_MODEL}, {DEMO_IMAGES}).")
+        model_name = model_name or str(DEMO_MODEL)
+        if source is None:
+            from ultralytics.data.utils import IMG_FORMATS
+
+            source = [str(p) for p in sorted(DEMO_IMAGES.iterdir()) if p.suffix[1:].lower() in IMG_FORMATS]
+    default_model = model_name is None
+    if default_model:
+        from ultralytics.cfg import TASK2MODEL
+
+        model_name = TASK2MODEL[cmd.task] if cmd.task else (_ultralytics_keys().get("model") or "yolo26n.pt")
+        _say(f"'model' is missing; using Ultralytics' default 'model={model_name}'.")
+    if source is None:
+        from ultralytics.utils import ASSETS
+
+        source = str(ASSETS)
+        _say(f"'source' is missing; using 'source={source}'.")
+    check_source(source)
+    model = load_model(model_name, cmd.task, default=default_model)
+    return run_predict(model, source, cam, ult, verbose)
+
+
+def _val(cmd: Command) -> int:
+    cam, ult = check_values(cmd)
+    if "data" not in ult or ult["data"] is None:
+        raise UsageError("'data' is missing: yolo-cam val needs data=path/to/data.yaml.")
+    try:
+        from .val_failures import cam_val
+    except ImportError as e:
+        raise RunError(
+            f"'yolo-cam val' needs ultralytics_cam.val_failures, which this installation lacks ({e})."
+        ) from e
+    from .errors import CamError
+
+    model_name = ult.pop("model", None)
+    default_model = model_name is None
+    if default_model:
+        model_name = _ultralytics_keys().get("model") or "yolo26n.pt"
+        _say(f"'model' is missing; using Ultralytics' default 'model={model_name}'.")
+    kinds = ult.pop("kinds", None)
+    if isinstance(kinds, str):
+        kinds = tuple(k.strip() for k in kinds.split(",") if k.strip())
+    elif isinstance(kinds, list):
+        kinds = tuple(kinds)
+    kwargs = {**cam, **{k: ult.pop(k) for k in ("conf", "max_images", "strict") if k in ult}}
+    if kinds is not None:
+        kwargs["kinds"] = kinds
+    model = load_model(model_name, cmd.task, default=default_model)
+    try:
+        cam_val(model, **kwargs, **ult)
+    except CamError as e:
+        raise UsageError(str(e)) from e
+    except Exception as e:
+        raise RunError(f"the val run failed: {type(e).__name__}: {e}") from e
+    return EXIT_OK
+
+
+def _layers(cmd: Command) -> int:
+    _, ult = check_values(cmd)
+    if ult.get("model") is None:
+        raise UsageError("'model' is missing: yolo-cam layers model=path/to/best.pt (or a .yaml such as yolo11n.yaml).")
+    from .listings import layers_text
+
+    model = load_model(ult["model"], cmd.task)
+    imgsz = ult.get("imgsz") or 640
+    net = model.model
+    net.eval()  # a model built from YAML starts in training mode; BN statistics must not move
+    try:
+        print(layers_text(net, str(ult["model"]), imgsz))
+    except Exception as e:
+        raise RunError(
+            f"could not list the layers of '{ult['model']}' at imgsz={imgsz}: {type(e).__name__}: {e}"
+        ) from e
+    return EXIT_OK
+
+
+def _dispatch(argv: list[str]) -> int:
+    cmd = parse_args(argv)
+    if cmd.help or cmd.mode == "help":
+        from .listings import help_text
+
+        print(help_text(None if cmd.mode == "help" else cmd.mode))
+        return EXIT_OK
+    if cmd.mode in ("methods", "plugins", "version"):
+        from . import listings
+
+        print(getattr(listings, f"{cmd.mode}_text")())
+        return EXIT_OK
+    if cmd.mode == "layers":
+        return _layers(cmd)
+    if cmd.mode == "val":
+        return _val(cmd)
+    return _predict(cmd, demo=cmd.mode == "demo")
+
+
+def _say(msg: str) -> None:
+    """Status and warnings go to stderr; stdout carries only listings and help."""
+    print(f"yolo-cam: {msg}", file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``yolo-cam`` with ``argv`` (default: the process's arguments); return the exit code."""
+    for stream in (sys.stdout, sys.stderr):  # non-ASCII paths in messages must never crash a legacy console
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        return _dispatch(argv)
+    except UsageError as e:
+        print(f"yolo-cam: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except RunError as e:
+        print(f"yolo-cam: error: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("yolo-cam: interrupted.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as e:
+        print(f"yolo-cam: error: the run failed: {type(e).__name__}: {e}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

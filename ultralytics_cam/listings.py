@@ -1,0 +1,316 @@
+"""What ``yolo-cam`` prints: help, ``methods``, ``layers``, ``plugins`` and ``version`` as plain text.
+
+Each function returns a string (the CLI prints it), so the listings are testable without a shell and reusable from
+Python. Ultralytics' own option descriptions are read from its ``default.yaml``, so ``yolo-cam predict help``
+explains the Ultralytics keys in Ultralytics' words.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import Any
+
+__all__ = [
+    "CAM_KEY_HELP",
+    "PREDICT_KEYS",
+    "help_text",
+    "layers_text",
+    "methods_text",
+    "plugins_text",
+    "ultralytics_key_help",
+    "version_text",
+]
+
+#: The Ultralytics keys that matter to a CAM run, in the order ``yolo-cam predict help`` explains them.
+PREDICT_KEYS = (
+    "model",
+    "source",
+    "conf",
+    "iou",
+    "imgsz",
+    "device",
+    "batch",
+    "max_det",
+    "classes",
+    "agnostic_nms",
+    "quantize",
+    "vid_stride",
+    "stream_buffer",
+    "retina_masks",
+    "rect",
+    "project",
+    "name",
+    "exist_ok",
+    "verbose",
+    "save",
+    "save_txt",
+    "save_conf",
+    "save_crop",
+    "save_frames",
+    "show",
+    "show_labels",
+    "show_conf",
+    "line_width",
+)
+
+#: The CAM keys: description and an example value.
+CAM_KEY_HELP: dict[str, tuple[str, str]] = {
+    "method": ("CAM method, case-insensitive; 'yolo-cam methods' lists them", "EigenCAM"),
+    "target": ("what each map explains: class, box, all; per task mask, keypoints, angle", "box"),
+    "layers": ("'auto' (the head's inputs), indices or module names; 'yolo-cam layers' lists them", "16,19,22"),
+    "alpha": ("weight of the heatmap in overlays, 0..1", "0.4"),
+    "colormap": ("OpenCV colormap of overlays (jet, turbo, viridis, inferno, ...)", "turbo"),
+    "show_boxes": ("draw Ultralytics' boxes, labels and keypoints over the heatmap overlay", "False"),
+    "renormalize": ("scale each map to its own range inside its box, zero outside", "True"),
+    "eigen_smooth": ("first principal component instead of the channel sum (grad-cam's eigen_smooth)", "True"),
+    "aug_smooth": ("average over flipped and brightened copies of the input (grad-cam's aug_smooth)", "True"),
+    "save_maps": ("also save every prediction's own map: maps.npy and maps/<i>_<class>.png", "True"),
+}
+
+#: Example values for Ultralytics keys whose default makes a poor example.
+_EXAMPLES = {
+    "model": "best.pt",
+    "source": "imgs/",
+    "conf": "0.5",
+    "iou": "0.5",
+    "imgsz": "320",
+    "device": "cpu",
+    "batch": "8",
+    "max_det": "100",
+    "classes": "[0,2]",
+    "vid_stride": "2",
+    "project": "my_runs",
+    "name": "exp",
+    "line_width": "2",
+    "data": "data.yaml",
+}
+
+#: ``yolo-cam val`` keys beyond Ultralytics' val arguments: description and example.
+VAL_KEY_HELP: dict[str, tuple[str, str]] = {
+    "method": ("CAM method of the failure heatmaps", "GradCAM"),
+    "conf": ("confidence above which an unmatched prediction counts as a false positive", "0.25"),
+    "kinds": ("which failures to explain: fp (false positives), fn (missed objects), or both", "fp,fn"),
+    "max_images": ("stop after explaining this many images with failures", "50"),
+    "strict": ("raise on a CAM error instead of logging it and going on", "True"),
+}
+
+MODES_HELP = (
+    ("predict", "explain every prediction on a source: a folder per image, summary.json", "model=best.pt source=imgs/"),
+    ("val", "validate and save heatmaps of the failures (false positives, missed objects)", "data=data.yaml"),
+    ("demo", "the bundled demo model on the bundled images, offline", "method=EigenCAM"),
+    ("methods", "every CAM method, whether it needs gradients, and why some are refused", ""),
+    ("layers", "every layer of a model: index, type, output shape; layers=auto marked", "model=best.pt"),
+    ("plugins", "installed plugins and the methods, targets and writers they register", ""),
+    ("version", "versions of ultralytics-cam, ultralytics, torch and grad-cam", ""),
+    ("help", "this help; 'yolo-cam MODE help' explains every key of MODE", ""),
+)
+
+
+@functools.cache
+def ultralytics_key_help() -> dict[str, str]:
+    """Return Ultralytics' own one-line description of every key, read from the comments of its ``default.yaml``."""
+    from ultralytics.cfg import DEFAULT_CFG_PATH
+
+    out = {}
+    for line in DEFAULT_CFG_PATH.read_text(encoding="utf-8").splitlines():
+        m = re.match(r"^(\w+):[^#]*#\s*(?:\([^)]*\)\s*)?(.*)$", line)
+        if m:
+            out[m[1]] = m[2].strip()
+    return out
+
+
+def _key_line(key: str, default: Any, text: str, example: str) -> str:
+    left = f"  {key}={default}"
+    example = f" (e.g. {key}={example})" if example and example != str(default) else ""
+    return f"{left:<30} {text}{example}"
+
+
+def _ultralytics_lines(keys: tuple[str, ...] | list[str], defaults: dict | None = None) -> list[str]:
+    """One line per key with its default (``defaults`` first: what the mode really uses) and Ultralytics' words."""
+    from ultralytics.utils import DEFAULT_CFG_DICT
+
+    defaults = {**DEFAULT_CFG_DICT, **(defaults or {})}
+    texts = ultralytics_key_help()
+    return [_key_line(k, defaults.get(k), texts.get(k, ""), _EXAMPLES.get(k, "")) for k in keys if k in defaults]
+
+
+def help_text(mode: str | None = None) -> str:
+    """Return ``yolo-cam help`` (``mode=None``) or the help of one mode, which explains every key it takes."""
+    from .config import CAM_DEFAULTS, REFUSED_ULTRALYTICS_KEYS
+
+    lines = []
+    if mode in (None, "help"):
+        lines += [
+            "yolo-cam: class activation maps for every prediction of Ultralytics YOLO models.",
+            "",
+            "Usage:",
+            "  yolo-cam MODE key=value ...        (the 'yolo' argument language: key=value, no dashes)",
+            "",
+            "Modes:",
+        ]
+        lines += [
+            f"  {m:<9} {text}" + (f"\n  {'':<9} e.g. yolo-cam {m} {ex}" if ex else "") for m, text, ex in MODES_HELP
+        ]
+        lines += [
+            "",
+            "Examples:",
+            "  yolo-cam demo",
+            "  yolo-cam predict model=best.pt source=imgs/ method=HiResCAM",
+            "  yolo-cam predict model=best.pt source=video.mp4 method=EigenCAM",
+            "  yolo-cam predict model=best.pt source=imgs/ layers=16,19,22 target=box save_maps=True",
+            "  yolo-cam val model=best.pt data=data.yaml method=GradCAM",
+            "  yolo-cam layers model=best.pt",
+            "",
+            "CAM keys (every mode that runs a model; 'yolo-cam predict help' lists the Ultralytics keys):",
+        ]
+        lines += [_key_line(k, CAM_DEFAULTS[k], *CAM_KEY_HELP[k]) for k in CAM_DEFAULTS if k in CAM_KEY_HELP]
+        lines += [
+            "",
+            "Output: runs/<task>/cam, cam-2, ... (project=, name=, exist_ok=), a folder per image with",
+            "detection.png, heatmap.png, heatmap.npy and cam.json, and summary.json for the run.",
+            "Exit codes: 0 success, 1 the run failed, 2 usage error, 130 interrupted (Ctrl-C).",
+        ]
+        return "\n".join(lines)
+    if mode in ("predict", "demo"):
+        lines += [
+            "yolo-cam predict model=MODEL source=SOURCE [key=value ...]"
+            if mode == "predict"
+            else "yolo-cam demo [key=value ...]: predict with the bundled demo model on the bundled images",
+            "",
+            "Explains every kept prediction with its own class activation map and writes, under",
+            "runs/<task>/cam (cam-2, cam-3, ... unless exist_ok=True), one folder per image:",
+            "  detection.png  heatmap.png  heatmap.npy  cam.json  (+ maps.npy, maps/ with save_maps=True)",
+            "and summary.json (settings, versions, counts, time per image, skipped inputs). A video gives",
+            "heatmap.avi (.mp4 on macOS) and cam.jsonl (one line per frame) in its folder.",
+            "Ctrl-C stops after the current batch and keeps every finished image (exit code 130).",
+            "",
+            "CAM keys:",
+        ]
+        lines += [_key_line(k, CAM_DEFAULTS[k], *CAM_KEY_HELP[k]) for k in CAM_DEFAULTS if k in CAM_KEY_HELP]
+        from .api import PREDICT_DEFAULTS
+
+        lines += ["", "Ultralytics keys (names and checks of 'yolo predict'; the defaults a CAM run uses):"]
+        lines += _ultralytics_lines(PREDICT_KEYS, {**PREDICT_DEFAULTS, "save": True})
+        lines += [
+            "",
+            "Every other 'yolo' key is accepted and passed on to Ultralytics ('yolo cfg' lists them).",
+            "Not accepted with CAM: " + "; ".join(f"{k} ({why})" for k, why in REFUSED_ULTRALYTICS_KEYS.items()) + ".",
+            "verbose=False hides the progress bar.",
+        ]
+        return "\n".join(lines)
+    if mode == "val":
+        lines += [
+            "yolo-cam val model=MODEL data=DATA.yaml [key=value ...]",
+            "",
+            "Runs Ultralytics' validation and saves, per image with a failure, the heatmaps of its false",
+            "positives and missed objects, with failures.json / failures.csv.",
+            "",
+            "CAM keys:",
+        ]
+        lines += [_key_line(k, "", text, ex) for k, (text, ex) in VAL_KEY_HELP.items()]
+        lines += [
+            _key_line(k, CAM_DEFAULTS[k], *CAM_KEY_HELP[k]) for k in CAM_DEFAULTS if k in CAM_KEY_HELP and k != "method"
+        ]
+        lines += ["", "Ultralytics keys (names, defaults and checks of 'yolo val'):"]
+        lines += _ultralytics_lines(["model", "data", "imgsz", "batch", "device", "iou", "half", "project", "name"])
+        lines += ["", "Every other 'yolo val' key is accepted and passed on to Ultralytics."]
+        return "\n".join(lines)
+    if mode == "layers":
+        return "\n".join(
+            [
+                "yolo-cam layers model=MODEL [imgsz=640]",
+                "",
+                "Lists every top-level layer of the model: index, the layers it reads (from), type and output shape",
+                "at imgsz; the layers that layers=auto reads are marked 'auto'. Use the indices in layers=16,19,22.",
+                "",
+                *_ultralytics_lines(["model", "imgsz"]),
+            ]
+        )
+    texts = {
+        "methods": "yolo-cam methods\n\nLists every CAM method: name (for method=), whether it needs gradients, "
+        "whether each prediction gets its own map, where it comes from, and the refused methods with the reason.",
+        "plugins": "yolo-cam plugins\n\nLists the installed plugins (entry-point group 'ultralytics_cam') and the "
+        "methods, targets and writers each registers.",
+        "version": "yolo-cam version\n\nPrints the versions of ultralytics-cam, ultralytics, torch, grad-cam, OpenCV, "
+        "NumPy and Python.",
+    }
+    return texts[mode]
+
+
+def methods_text() -> str:
+    """Return ``yolo-cam methods``: every method with gradients / per-prediction / source / summary; refused after."""
+    from .methods import method_specs
+
+    specs = list(method_specs(include_unknown=True).values())
+    ok = [s for s in specs if s.refused is None]
+    refused = [s for s in specs if s.refused is not None]
+    width = max(len(s.name) for s in specs) + 2
+    lines = [f"{'method':<{width}}{'gradients':<11}{'per-box':<9}{'from':<17}summary"]
+    for s in ok:
+        lines.append(
+            f"{s.name:<{width}}{'yes' if s.needs_gradients else 'no':<11}{'yes' if s.per_prediction else 'no':<9}"
+            f"{s.source:<17}{s.summary}"
+        )
+    if refused:
+        lines += ["", "Not available:"]
+        lines += [f"{s.name:<{width}}{s.refused}" for s in refused]
+    lines += ["", "Use: yolo-cam predict model=best.pt source=imgs/ method=NAME (case-insensitive)."]
+    return "\n".join(lines)
+
+
+def layers_text(net: Any, model_name: str, imgsz: Any = 640) -> str:
+    """Return ``yolo-cam layers``: index, from, type and output shape of every layer; ``auto`` ones marked."""
+    from .layers import layer_table
+
+    rows = layer_table(net, imgsz)
+    lines = [
+        f"{model_name}: {len(rows)} layers, output shapes at imgsz={imgsz}; 'auto' marks what layers=auto reads",
+        f"{'index':>5}  {'from':<14}{'type':<22}{'output shape':<22}note",
+    ]
+    for r in rows:
+        shape = "x".join(map(str, r["shape"])) if isinstance(r["shape"], tuple) else str(r["shape"])
+        note = "auto" if r["auto"] else ("" if r["usable"] else "not a feature map")
+        src = str(r["from"]).replace(" ", "")
+        lines.append(f"{r['index']:>5}  {src:<14}{r['type']:<22}{shape:<22}{note}".rstrip())
+    auto = ",".join(str(r["index"]) for r in rows if r["auto"])
+    lines += [
+        "",
+        f"Use: layers=auto (= {auto}), indices such as layers={auto}, or names such as model.{auto.split(',')[0]}.",
+    ]
+    return "\n".join(lines)
+
+
+def plugins_text() -> str:
+    """Return ``yolo-cam plugins``: each plugin, then every registered method, target and writer with its provider."""
+    from . import plugins
+    from .writers import writer_specs
+
+    lines = []
+    infos = getattr(plugins, "plugin_infos", None)
+    if infos is not None:
+        lines.append("plugins:")
+        for info in infos():
+            where = f"{info.dist} {info.version}".strip() or "?"
+            status = f"  ERROR: {info.error}" if info.error else ""
+            lines.append(f"  {info.name:<24}{where}{status}")
+        lines.append("")
+    groups = [("methods", plugins.registered_method_specs())]
+    targets = getattr(plugins, "registered_target_specs", None)
+    if targets is not None:
+        groups.append(("targets", targets()))
+    groups.append(("writers", writer_specs()))
+    for kind, specs in groups:
+        lines.append(f"{kind} ({len(specs)}):")
+        for s in specs:
+            state = "  (refused)" if getattr(s, "refused", None) else ""
+            lines.append(f"  {s.name:<22}{getattr(s, 'provider', ''):<20}{getattr(s, 'summary', '')}{state}".rstrip())
+        lines.append("")
+    return "\n".join(lines).rstrip()
+
+
+def version_text() -> str:
+    """Return ``yolo-cam version``: one ``name version`` line per package."""
+    from .summary import versions
+
+    return "\n".join(f"{name} {v}" for name, v in versions().items())

@@ -1,0 +1,307 @@
+"""One saving CAM run: per-image folders, video outputs, skipped inputs and ``summary.json``.
+
+A :class:`CamRun` is created by the CAM predictor when ``save=True`` and is told about every saved image and video
+frame. When the run ends (completed, stopped, interrupted or failed) it renames the videos' files into place and
+writes ``summary.json`` with the writers of :mod:`ultralytics_cam.writers`.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import platform
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ._logging import LOGGER, PREFIX
+from .writers import (
+    CAM_JSON_SCHEMA,
+    SaveConfig,
+    cam_record,
+    write_image_file,
+    write_image_folder,
+    write_json,
+    write_run_files,
+)
+
+__all__ = ["VIDEO_PARTIAL", "CamRun", "unsupported_inputs", "versions"]
+
+#: Name under which Ultralytics' video writer writes a video's overlay until the run ends (its suffix is replaced by
+#: the writer's own: ``.avi`` on Linux, ``.mp4`` on macOS).
+VIDEO_PARTIAL = ".heatmap-partial.mp4"
+JSONL_PARTIAL = ".cam-partial.jsonl"
+
+#: The Ultralytics options recorded in ``summary.json`` even when they are at their defaults.
+RECORDED_ARGS = (
+    "model",
+    "task",
+    "source",
+    "imgsz",
+    "conf",
+    "iou",
+    "classes",
+    "max_det",
+    "agnostic_nms",
+    "batch",
+    "device",
+    "half",
+    "vid_stride",
+    "retina_masks",
+)
+
+
+def versions() -> dict[str, str]:
+    """Return the versions of ultralytics-cam and the packages it runs on."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for dist in ("ultralytics-cam", "ultralytics", "torch", "grad-cam", "opencv-python", "numpy"):
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            if dist == "opencv-python":  # the headless build provides the same cv2
+                import cv2
+
+                out[dist] = cv2.__version__
+            else:
+                out[dist] = "not installed"
+    out["python"] = platform.python_version()
+    return out
+
+
+def _formats() -> tuple[set, set]:
+    from ultralytics.data.utils import IMG_FORMATS, VID_FORMATS
+
+    return IMG_FORMATS, VID_FORMATS
+
+
+def unsupported_inputs(source: Any) -> list[dict]:
+    """Return the files of a folder, glob or list source that Ultralytics' loader ignores by type, with the reason.
+
+    Ultralytics' ``LoadImagesAndVideos`` keeps only known image and video suffixes and drops the rest silently;
+    this lists what it dropped (hidden files excepted, as its folder glob skips them too).
+    """
+    img, vid = _formats()
+    if isinstance(source, (str, Path)):
+        s = str(source)
+        if s.lower().endswith((".txt", ".csv")) or s.startswith(("http://", "https://", "rtsp://", "rtmp://")):
+            return []  # a list of sources, or a URL
+        if os.path.isdir(s):
+            files = sorted(glob.glob(os.path.join(glob.escape(os.path.abspath(s)), "*.*")))
+        elif "*" in s:
+            files = sorted(glob.glob(os.path.abspath(s), recursive=True))
+        else:
+            files = []
+    elif isinstance(source, (list, tuple)) and all(isinstance(p, (str, Path)) for p in source):
+        files = [os.path.abspath(str(p)) for p in source]
+    else:
+        return []
+    out = []
+    for f in files:
+        suffix = f.rpartition(".")[-1].lower()
+        if os.path.isfile(f) and suffix not in img and suffix not in vid:
+            out.append(
+                {
+                    "source": f,
+                    "reason": f"unsupported file type '.{suffix}' (images: {', '.join(sorted(img))}; "
+                    f"videos: {', '.join(sorted(vid))})",
+                }
+            )
+    return out
+
+
+class CamRun:
+    """Records one saving CAM run and writes its run-level files.
+
+    Attributes:
+        save_dir: the run folder (``runs/<task>/cam``, then Ultralytics' increment rule: ``cam-2``, ...).
+        interrupt_requested: set by a caller that stops the run on purpose (``yolo-cam`` on Ctrl-C), so the summary
+            says ``interrupted`` rather than ``stopped``.
+    """
+
+    def __init__(self, predictor: Any, source: Any) -> None:
+        """Start recording a run of ``predictor`` over ``source``."""
+        args = predictor.args
+        self.save_dir = Path(predictor.save_dir)
+        self.source = source
+        self.interrupt_requested = False
+        self.started = time.time()
+        self.config = SaveConfig(
+            save_maps=bool(predictor.cam_config.save_maps),
+            plot={
+                "line_width": args.line_width,
+                "boxes": args.show_boxes,
+                "conf": args.show_conf,
+                "labels": args.show_labels,
+            },
+            model=str(args.model) if args.model is not None else None,
+            task=args.task,
+        )
+        self.settings = {"cam": predictor.cam_config.to_dict(), "ultralytics": _recorded_args(args, source)}
+        self.images: list[dict] = []
+        self.videos: dict[str, dict] = {}  # video path -> its record
+        self.write_seconds = 0.0
+        self._speed_sums = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
+        self._frames = 0
+        self._predictions = 0
+        self._saved_paths: set[str] = set()
+
+    # -- recording ---------------------------------------------------------------------------------------------------
+    def _timed(self, result: Any, t0: float) -> None:
+        self.write_seconds += time.perf_counter() - t0
+        for k in self._speed_sums:
+            self._speed_sums[k] += float((result.speed or {}).get(k) or 0.0)
+        self._predictions += len(result.cam)
+        self._saved_paths.add(str(result.path))
+
+    def save_image(self, result: Any, save_path: Path) -> list[Path]:
+        """Write the folder of ``result``, named after ``save_path``'s stem (Ultralytics' de-duplicated name)."""
+        t0 = time.perf_counter()
+        folder = self.save_dir / Path(save_path).stem
+        config = SaveConfig(**{**self.config.__dict__, "source": str(result.path)})
+        files = write_image_folder(result.cam, folder, config)
+        self.images.append(
+            {
+                "source": str(result.path),
+                "folder": folder.name,
+                "predictions": len(result.cam),
+                "ms": round(sum(float(v or 0) for v in (result.speed or {}).values()), 2),
+            }
+        )
+        self._timed(result, t0)
+        return files
+
+    def video_folder(self, result: Any, save_path: Path) -> Path:
+        """Return (creating it) the folder of the video ``result`` is a frame of."""
+        folder = self.save_dir / Path(save_path).stem
+        key = str(result.path)
+        if key not in self.videos:
+            folder.mkdir(parents=True, exist_ok=True)
+            for stale in [folder / JSONL_PARTIAL, *folder.glob(Path(VIDEO_PARTIAL).stem + ".*")]:
+                stale.unlink(missing_ok=True)  # left by a run that crashed into this folder (exist_ok=True)
+            self.videos[key] = {"source": key, "folder": folder.name, "frames": 0, "predictions": 0}
+        return folder
+
+    def save_frame(self, result: Any, save_path: Path, frame: int | None, frames_dir: bool = False) -> None:
+        """Append one video frame's line to the video's ``cam.jsonl`` (the overlay frame is written by the caller)."""
+        t0 = time.perf_counter()
+        folder = self.video_folder(result, save_path)
+        record = cam_record(result.cam, self.config)
+        line = {"frame": frame, "predictions": record["predictions"]}
+        with open(folder / JSONL_PARTIAL, "a", encoding="utf-8") as f:
+            f.write(json.dumps(line, ensure_ascii=False) + "\n")
+        if frames_dir:
+            (folder / "frames").mkdir(exist_ok=True)
+            write_image_file(
+                folder / "frames" / f"{frame if frame is not None else self._frames}.jpg", result.cam.plot()
+            )
+        video = self.videos[str(result.path)]
+        video["frames"] += 1
+        video["predictions"] += len(result.cam)
+        if "meta" not in video:
+            video["meta"] = {k: v for k, v in record.items() if k not in {"predictions", "source"}}
+        self._frames += 1
+        self._timed(result, t0)
+
+    # -- the end -------------------------------------------------------------------------------------------------------
+    def _finish_videos(self) -> None:
+        """Rename each video's overlay and JSON lines into place and write its ``cam.json``."""
+        for video in self.videos.values():
+            folder = self.save_dir / video["folder"]
+            files = []
+            for partial in sorted(folder.glob(Path(VIDEO_PARTIAL).stem + ".*")):
+                final = folder / ("heatmap" + partial.suffix)
+                os.replace(partial, final)
+                files.append(final.name)
+            if (folder / JSONL_PARTIAL).exists():
+                os.replace(folder / JSONL_PARTIAL, folder / "cam.jsonl")
+                files.append("cam.jsonl")
+            video["files"] = files
+            meta = video.pop("meta", {})
+            write_json(
+                folder / "cam.json",
+                {
+                    **meta,
+                    "schema_version": CAM_JSON_SCHEMA,
+                    "source": video["source"],
+                    "frames": video["frames"],
+                    "files": files,
+                },
+            )
+
+    def skipped(self, predictor: Any) -> list[dict]:
+        """Return the inputs that produced no output: unsupported file types and unreadable images."""
+        out = unsupported_inputs(self.source)
+        dataset = getattr(predictor, "dataset", None)
+        files, flags = getattr(dataset, "files", None), getattr(dataset, "video_flag", None)
+        if files is None or flags is None:
+            return out
+        decoded = set(self._saved_paths)
+        batch = getattr(predictor, "batch", None)
+        if batch:  # a batch read but not saved when the run stopped mid-batch was decoded all right
+            decoded.update(str(p) for p in batch[0])
+        reached = min(int(getattr(dataset, "count", 0)), len(files))
+        for f, is_video in zip(files[:reached], flags[:reached]):
+            if not is_video and f not in decoded:
+                out.append({"source": f, "reason": "could not be read as an image (corrupt, empty or truncated file)"})
+        return out
+
+    def summary(self, predictor: Any, status: str, error: str | None = None) -> dict:
+        """Return the content of ``summary.json``."""
+        seconds = time.time() - self.started
+        n = len(self.images) + self._frames
+        skipped = self.skipped(predictor)
+        speed = {k: round(v / n, 2) for k, v in self._speed_sums.items()} if n else {}
+        if n:
+            speed["write"] = round(self.write_seconds * 1e3 / n, 2)
+            speed["wall"] = round(seconds * 1e3 / n, 2)
+        return {
+            "schema_version": CAM_JSON_SCHEMA,
+            "status": status,
+            "interrupted": status == "interrupted",
+            "error": error,
+            "save_dir": str(self.save_dir),
+            "started": datetime.fromtimestamp(self.started, timezone.utc).isoformat(timespec="seconds"),
+            "seconds": round(seconds, 3),
+            "settings": self.settings,
+            "versions": versions(),
+            "counts": {
+                "images": len(self.images),
+                "videos": len(self.videos),
+                "frames": self._frames,
+                "predictions": self._predictions,
+                "skipped": len(skipped),
+            },
+            "ms_per_image": speed,
+            "images": self.images,
+            "videos": list(self.videos.values()),
+            "skipped": skipped,
+        }
+
+    def finish(self, predictor: Any, status: str, error: str | None = None) -> dict:
+        """Finish the videos and write ``summary.json`` (when the run got as far as its folder); return the summary."""
+        self._finish_videos()
+        summary = self.summary(predictor, status, error)
+        if self.save_dir.exists() or self.images or self.videos:
+            write_run_files(summary, self.save_dir)
+        for s in summary["skipped"]:
+            LOGGER.warning(f"{PREFIX}skipped {s['source']}: {s['reason']}")
+        return summary
+
+
+def _recorded_args(args: Any, source: Any) -> dict:
+    """The Ultralytics options of a run: the important ones always, the others when not at their defaults."""
+    from ultralytics.utils import DEFAULT_CFG_DICT
+
+    skip = {"mode", "save_dir", "cfg", "tracker", "verbose"}  # verbose: how the run logged, not what it made
+    out = {}
+    for k, v in vars(args).items():
+        if k in skip:
+            continue
+        if k in RECORDED_ARGS or v != DEFAULT_CFG_DICT.get(k):
+            out[k] = v
+    out["source"] = source if isinstance(source, (str, Path, int)) else type(source).__name__
+    return json.loads(json.dumps(out, default=str))
