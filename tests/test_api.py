@@ -7,10 +7,11 @@ import types
 import numpy as np
 import pytest
 import torch
-from conftest import yaml_model
 
 import ultralytics_cam
 from ultralytics_cam import CamResult, MethodError, TargetError, UnsupportedModelError
+
+from conftest import yaml_model
 
 
 def test_import_adds_model_cam_and_install_is_idempotent():

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import yaml_model
 
 from ultralytics_cam.heads import Selection
+
+from conftest import yaml_model
 
 
 def test_flipped_anchor_sits_at_the_mirrored_point():

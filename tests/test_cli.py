@@ -19,9 +19,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import tiny_detector
 
 from ultralytics_cam import cli
+
+from conftest import tiny_detector
 
 SCRIPT = shutil.which("yolo-cam", path=str(Path(sys.executable).parent))
 IMAGE_FILES = ("detection.png", "heatmap.png", "heatmap.npy", "cam.json")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import yaml_model
 
 from ultralytics_cam import LayerError
+
+from conftest import yaml_model
 
 
 def snapshot(model):

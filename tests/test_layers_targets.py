@@ -7,10 +7,11 @@ import logging
 import numpy as np
 import pytest
 import torch
-from conftest import yaml_model
 
 from ultralytics_cam import LayerError, TargetError
 from ultralytics_cam.layers import parse_layers
+
+from conftest import yaml_model
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, yaml_model
 
 import ultralytics_cam
 from ultralytics_cam import MethodError, PluginError, TargetError, hookimpl
@@ -24,6 +23,8 @@ from ultralytics_cam.plugins import (
     registered_writer_specs,
     reset,
 )
+
+from conftest import ROOT, yaml_model
 
 EXAMPLE = ROOT / "examples" / "plugin"
 

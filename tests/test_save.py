@@ -9,10 +9,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import tiny_detector
 
 from ultralytics_cam import writers
 from ultralytics_cam.writers import WriterSpec, atomic_write_bytes, builtin_writer_specs, write_image_folder
+
+from conftest import tiny_detector
 
 IMAGE_FILES = ["cam.json", "detection.png", "heatmap.npy", "heatmap.png"]
 

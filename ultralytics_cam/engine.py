@@ -27,6 +27,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from ._logging import LOGGER, PREFIX
 from .config import CamConfig
 from .errors import LayerError, UnsupportedModelError
 from .heads import Selection, adapter_for
@@ -262,11 +263,12 @@ class CamEngine:
                     layer_maps.append(self._scaled(raw, fwd.image.shape[2:]))
                 out[b][j0 : min(j1, n)] = self._fused(layer_maps)
             del grads, hvps
-        if not reached:
+        if not reached:  # a legitimate choice (P3 predictions never reach the P5 input), but say why the maps are empty
             labels = [layer.label for layer in self.layers]
-            raise UnsupportedModelError(
-                f"The explained scores do not depend on layers {labels}: every gradient there is zero. Choose layers "
-                "that feed the head (layers='auto'), or check that the model's scores depend on the image."
+            LOGGER.warning(
+                f"{PREFIX}the explained scores of this batch do not depend on layers {labels}: every gradient there is "
+                "zero, so their maps are empty. Predictions of one pyramid level do not use the other levels' head "
+                "inputs; layers='auto' reads all of them."
             )
         return out
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import CamMethod, LayerContext
+from .base import CamMethod, LayerContext, minmax
 from .gradcam import GradCAM, GradCAMPlusPlus
 
 __all__ = ["FinerCAM", "RefineCAM", "ShapleyCAM"]
@@ -81,7 +81,8 @@ class RefineCAM(GradCAMPlusPlus):
 
     def fuse(self, layer_maps: list[torch.Tensor]) -> torch.Tensor:
         """Multiply the layer maps, skipping each prediction's all-zero layers."""
-        stack = torch.stack(layer_maps)  # (L, n, H, W)
+        # grad-cam multiplies each layer's finished map, i.e. scaled to [0, 1] again after the resize
+        stack = torch.stack([minmax(m) for m in layer_maps])  # (L, n, H, W)
         empty = stack.flatten(2).amax(2) <= 0  # (L, n)
         product = torch.where(empty[..., None, None], torch.ones_like(stack), stack).prod(0)
         return product * (~empty).any(0)[:, None, None]  # a prediction no layer sees stays all zero
