@@ -16,12 +16,14 @@ from typing import Any
 
 from ._patch import install, is_installed, uninstall
 from .api import cam
+from .callbacks import add_cam_callbacks, remove_cam_callbacks
 from .config import CAM_DEFAULTS, CamConfig
 from .errors import CamError, LayerError, MethodError, PluginError, TargetError, UnsupportedModelError
 from .methods.base import CamMethod, LayerContext, MethodSpec
 from .plugins.hookspecs import hookimpl
 from .result import CamResult
 from .targets import TargetContext, TargetSpec
+from .val_failures import add_val_failure_hook, remove_val_failure_hook
 
 __all__ = [
     "CAM_DEFAULTS",
@@ -39,10 +41,14 @@ __all__ = [
     "TargetSpec",
     "UnsupportedModelError",
     "__version__",
+    "add_cam_callbacks",
+    "add_val_failure_hook",
     "cam",
     "hookimpl",
     "install",
     "is_installed",
+    "remove_cam_callbacks",
+    "remove_val_failure_hook",
     "uninstall",
 ]
 
