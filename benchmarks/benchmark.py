@@ -4,6 +4,7 @@ Run from the repository root (defaults: the bundled trained detect model on 24 s
 
     python benchmarks/benchmark.py                      # all methods, markdown table on stdout
     python benchmarks/benchmark.py --methods HiResCAM,GradCAM --images 48 --json bench.json
+    python benchmarks/benchmark.py --photos --model yolo11n.yaml --imgsz 640 --conf 0.0001 --max-det 50 --skip-slow
 
 Timing: every contender runs over the same images, round-robin over ``--repeats`` rounds (so drift on a shared
 machine hits all alike); the table gives the median seconds per image and the ratio to plain ``model.predict``.
@@ -14,6 +15,8 @@ widely copied single-file YOLO heatmap scripts).
 Localisation, per explained prediction that matches a ground-truth object (IoU >= 0.5, same class):
 pointing game = the map's peak lies inside the ground-truth box; energy in box = share of the map's sum inside the
 prediction's box. ``ConfidenceMap`` fills the box by construction: it is the reference a CAM has to be read against.
+``--photos`` times Ultralytics' own bus.jpg and zidane.jpg instead (no ground truth, so no localisation columns), for
+full-size images with many predictions (a YAML-built model has random weights: use a low ``--conf``).
 """
 
 from __future__ import annotations
@@ -94,6 +97,9 @@ def main() -> None:
     parser.add_argument("--methods", default="all", help="comma-separated method names, or 'all'")
     parser.add_argument("--skip-slow", action="store_true", help="leave out ScoreCAM and AblationCAM")
     parser.add_argument("--json", default=None, help="also write the raw numbers to this file")
+    parser.add_argument("--photos", action="store_true", help="time Ultralytics' bus.jpg and zidane.jpg instead")
+    parser.add_argument("--conf", type=float, default=0.25)
+    parser.add_argument("--max-det", type=int, default=300)
     args = parser.parse_args()
 
     import torch
@@ -104,9 +110,15 @@ def main() -> None:
     from ultralytics_cam.methods import method_specs
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    images, truths = synthetic_images(args.images, args.imgsz, args.seed)
+    if args.photos:
+        import cv2
+        from ultralytics.utils import ASSETS
+
+        images, truths = [cv2.imread(str(ASSETS / n)) for n in ("bus.jpg", "zidane.jpg")], None
+    else:
+        images, truths = synthetic_images(args.images, args.imgsz, args.seed)
     model = YOLO(args.model)
-    kw = {"imgsz": args.imgsz, "conf": 0.25, "verbose": False}
+    kw = {"imgsz": args.imgsz, "conf": args.conf, "max_det": args.max_det, "verbose": False}
     names = [n for n, s in method_specs().items() if s.refused is None]
     if args.methods != "all":
         wanted = {m.lower() for m in args.methods.split(",")}
@@ -123,12 +135,12 @@ def main() -> None:
         return model.predict(images, visualize=True, project=tmp, name="vis", exist_ok=True, **kw)
 
     def per_box():
-        budget = engine.GRADIENT_BUDGET_BYTES
-        engine.GRADIENT_BUDGET_BYTES = 1  # chunks of one prediction: one backward per box
+        budgets = engine.GRADIENT_BUDGET_BYTES, engine.CPU_GRADIENT_BUDGET_BYTES
+        engine.GRADIENT_BUDGET_BYTES = engine.CPU_GRADIENT_BUDGET_BYTES = 1  # chunks of one: one backward per box
         try:
             return model.cam(images, method="HiResCAM", **kw)
         finally:
-            engine.GRADIENT_BUDGET_BYTES = budget
+            engine.GRADIENT_BUDGET_BYTES, engine.CPU_GRADIENT_BUDGET_BYTES = budgets
 
     contenders = {"model.predict": plain, "predict(visualize=True)": visualize, "one backward per box": per_box}
     contenders.update({f"cam {n}": (lambda n=n: model.cam(images, method=n, **kw)) for n in names})
@@ -147,12 +159,14 @@ def main() -> None:
     rows = []
     for key in contenders:
         t = statistics.median(times[key])
-        loc = localisation(outputs[key], truths) if key.startswith("cam ") or key == "one backward per box" else {}
+        explained = key.startswith("cam ") or key == "one backward per box"
+        loc = localisation(outputs[key], truths) if explained and truths is not None else {}
         rows.append({"contender": key, "s_per_image": t, "ratio": t / base, **loc})
 
     n_pred = sum(len(r.boxes) for r in outputs["model.predict"])
+    what = "Ultralytics' bus.jpg and zidane.jpg" if args.photos else f"{args.images} synthetic images"
     print(
-        f"\n{args.images} synthetic {args.imgsz}px images, {n_pred} predictions at conf 0.25, "
+        f"\n{what} at imgsz {args.imgsz}, {n_pred} predictions at conf {args.conf}, "
         f"{os.path.basename(args.model)}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
         f"median of {args.repeats} rounds\n"
     )

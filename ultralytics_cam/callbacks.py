@@ -177,10 +177,7 @@ def _explain_batch(predictor: Any, state: _State, preds: Any) -> None:
 
     ``preds`` are the outputs of the predictor's own forward pass, which made the rows; they trace rows to anchors.
     """
-    from .geometry import Geometry
-    from .plugins import call_result_ready
-    from .predictor import CamPredictorMixin
-    from .result import CamResult
+    from .predictor import CamPredictorMixin, attach_cams
 
     engine, config = state.engine, state.config
     results = predictor.results
@@ -192,21 +189,7 @@ def _explain_batch(predictor: Any, state: _State, preds: Any) -> None:
     finally:
         del fwd  # free the autograd graph now, not at the next batch
     kind = CamPredictorMixin.geometry_kind(predictor)  # letterbox / stretch / center crop, exactly as model.cam
-    layers = [layer.label for layer in engine.layers]
-    for r, sel, m in zip(results, sels, maps):
-        r.cam = CamResult(
-            m,
-            Geometry(kind, tuple(im.shape[2:]), tuple(r.orig_shape)),
-            r,
-            method=engine.method.name,
-            layers=layers,
-            target=config.target,
-            cls=sel.cls,
-            conf=sel.conf,
-            index=sel.index,
-            display=config.display(),
-        )
-        call_result_ready(r, r.cam, config)
+    attach_cams(results, sels, maps, engine, config, tuple(im.shape[2:]), kind)
     if predictor.args.save:
         _save(predictor, results)
 

@@ -36,12 +36,15 @@ from .methods import CamMethod, LayerContext, create_method
 from .methods.base import minmax
 from .targets import TargetContext, get_target_spec
 
-__all__ = ["GRADIENT_BUDGET_BYTES", "CamEngine", "ForwardPass"]
+__all__ = ["CPU_GRADIENT_BUDGET_BYTES", "GRADIENT_BUDGET_BYTES", "CamEngine", "ForwardPass"]
 
-#: Upper bound on the per-prediction gradients held at once; more predictions are processed in chunks. The backward's
-#: own intermediate tensors are several times larger; measured on yolo11n at 640 px, 2 images x 70 predictions on the
-#: CPU: 512 MiB -> 22.3 s, 2.6 GB peak RSS; 128 MiB -> 15.9 s, 1.8 GB; 32 MiB -> 16.5 s, 1.4 GB.
-GRADIENT_BUDGET_BYTES = 64 * 2**20
+#: Upper bound on the per-prediction gradients one batched backward produces; more predictions are split into chunks
+#: (one ``autograd.grad(..., is_grads_batched=True)`` call each). On the CPU large batched backwards are slower than
+#: small ones: yolo11n, bus.jpg at 640 px, 55 predictions, 1 thread: 1, 2, 4, 8, 16, 32, 64, 512 MiB -> 1.16-1.36,
+#: 1.17, 1.12-1.13, 1.17, 1.29, 1.56, 1.93, 2.41 s; peak memory grows with the chunk too (2 images x 70 predictions:
+#: 512 MiB -> 2.6 GB RSS, 32 MiB -> 1.4 GB). Accelerators get a larger budget, where batching pays.
+CPU_GRADIENT_BUDGET_BYTES = 8 * 2**20
+GRADIENT_BUDGET_BYTES = 256 * 2**20
 
 #: grad-cam's ``aug_smooth`` test-time augmentations (ttach): horizontal flip x brightness factors.
 AUGMENTATIONS = [(flip, factor) for flip in (False, True) for factor in (0.9, 1.0, 1.1)]
@@ -227,7 +230,8 @@ class CamEngine:
         )
         acts = fwd.acts
         per_slot = n_img * sum(a[0].numel() for a in acts) * 4 * (3 if self.method.second_order else 1)
-        chunk = max(1, GRADIENT_BUDGET_BYTES // max(per_slot, 1))
+        budget = CPU_GRADIENT_BUDGET_BYTES if table.device.type == "cpu" else GRADIENT_BUDGET_BYTES
+        chunk = max(1, budget // max(per_slot, 1))
         scale = 1024.0 if self.fp16 else 1.0  # half-precision graphs underflow small gradients: scale as AMP does
         reached = False
         for j0 in range(0, n_slots, chunk):

@@ -17,7 +17,7 @@ from .geometry import Geometry
 from .plugins import call_result_ready
 from .result import CamResult
 
-__all__ = ["CamPredictorMixin", "cam_predictor_class"]
+__all__ = ["CamPredictorMixin", "attach_cams", "cam_predictor_class"]
 
 
 class CamPredictorMixin:
@@ -47,24 +47,7 @@ class CamPredictorMixin:
             maps = engine.explain(fwd, sels)
         finally:
             del fwd  # free the autograd graph before the next batch
-        kind = self.geometry_kind()
-        config = self.cam_config
-        layers = [layer.label for layer in engine.layers]
-        for r, sel, m in zip(results, sels, maps):
-            geometry = Geometry(kind, tuple(img.shape[2:]), tuple(r.orig_shape))
-            r.cam = CamResult(
-                m,
-                geometry,
-                r,
-                method=engine.method.name,
-                layers=layers,
-                target=config.target,
-                cls=sel.cls,
-                conf=sel.conf,
-                index=sel.index,
-                display=config.display(),
-            )
-            call_result_ready(r, r.cam, config)
+        attach_cams(results, sels, maps, engine, self.cam_config, tuple(img.shape[2:]), self.geometry_kind())
         return results
 
     def geometry_kind(self) -> str:
@@ -132,6 +115,27 @@ class CamPredictorMixin:
         finally:
             self.args.save_frames = save_frames
         self.cam_run.save_frame(result, save_path, frame, frames_dir=save_frames)
+
+
+def attach_cams(
+    results: list, sels: list, maps: list, engine: CamEngine, config: CamConfig, input_hw: tuple, kind: str
+) -> None:
+    """Attach each image's maps as ``r.cam`` and tell the plugins (``ultralytics_cam_result_ready``)."""
+    layers = [layer.label for layer in engine.layers]
+    for r, sel, m in zip(results, sels, maps):
+        r.cam = CamResult(
+            m,
+            Geometry(kind, input_hw, tuple(r.orig_shape)),
+            r,
+            method=engine.method.name,
+            layers=layers,
+            target=config.target,
+            cls=sel.cls,
+            conf=sel.conf,
+            index=sel.index,
+            display=config.display(),
+        )
+        call_result_ready(r, r.cam, config)
 
 
 @functools.cache

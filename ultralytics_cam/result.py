@@ -35,6 +35,7 @@ class CamResult:
         index: (n,) where it sits in the head's pre-NMS output: anchor (YOLO), query (RT-DETR) or class (classify).
         names: the model's class names.
         geometry: how the image was fitted to the model input.
+        maps_input: (n, h, w) float16 maps at the model-input size, before the mapping back to the original image.
     """
 
     def __init__(
@@ -51,8 +52,12 @@ class CamResult:
         index: torch.Tensor | None = None,
         display: dict | None = None,
     ) -> None:
-        """Create the result; ``maps_input`` is (n, h, w) float32 in [0, 1] at the model-input size."""
-        self.maps_input = maps_input.detach().float().cpu()
+        """Create the result; ``maps_input`` is (n, h, w) in [0, 1] at the model-input size.
+
+        It is kept as float16 (resolution better than 1e-3 in [0, 1]): a list of results holds one map per prediction
+        of every image, 61 MB per 640 x 480 image with 50 predictions in float32.
+        """
+        self.maps_input = maps_input.detach().to("cpu", torch.float16)
         self.geometry = geometry
         self.result = result
         self.method, self.layers, self.target = method, list(layers), target

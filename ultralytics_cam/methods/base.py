@@ -79,8 +79,15 @@ class CamMethod:
         raise NotImplementedError
 
     def fuse(self, layer_maps: list[torch.Tensor]) -> torch.Tensor:
-        """Combine the per-layer maps (each (n, H, W) in [0, 1] at input size) as grad-cam does: their mean."""
-        return torch.stack(layer_maps).mean(0)
+        """Combine the per-layer maps (each (n, H, W) in [0, 1] at input size) as grad-cam does: their mean.
+
+        Summed in place into the first map (the engine's own tensor): stacking L full-size map sets first cost a
+        third of the time of a 50-prediction 640 px image.
+        """
+        total = layer_maps[0]
+        for m in layer_maps[1:]:
+            total += m
+        return total / len(layer_maps)
 
     def transform_targets(self, values: torch.Tensor, logits: torch.Tensor, cls: torch.Tensor) -> torch.Tensor:
         """Optionally replace each prediction's target value; ``logits`` are its (n, nc) class logits."""

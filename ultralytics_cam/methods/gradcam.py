@@ -21,6 +21,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
+from .._logging import LOGGER, PREFIX
 from .base import CamMethod, LayerContext
 from .projection import project
 
@@ -186,6 +187,20 @@ class KPCA_CAM(_ActivationOnlyMethod):  # noqa: N801 - grad-cam's class name
     name = "KPCA_CAM"
     summary = "first kernel-PCA component of the activations, one map per image (Karmani et al. 2024)"
     grad_cam_class = "KPCA_CAM"
+
+    def layer_map(self, acts: torch.Tensor, grads: torch.Tensor | None, ctx: LayerContext) -> torch.Tensor:
+        """grad-cam's kernel PCA; an empty map where the activations are (nearly) constant.
+
+        Then the centred kernel is numerically zero and sklearn's ARPACK solver raises ("Starting vector is zero",
+        seen on a random-weight yolo11n at 640 px) instead of returning the zero projection.
+        """
+        from scipy.sparse.linalg import ArpackError
+
+        try:
+            return super().layer_map(acts, grads, ctx)
+        except ArpackError as e:
+            LOGGER.warning(f"{PREFIX}KPCA_CAM found no structure at layer {ctx.layer} ({e}); its map there is empty")
+            return acts.new_zeros((1, *acts.shape[2:]))
 
 
 class FEM(_ActivationOnlyMethod):
