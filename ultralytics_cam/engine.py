@@ -346,13 +346,13 @@ class CamEngine:
     @staticmethod
     def _scaled(raw: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         """ReLU, min-max and resize to the input size: grad-cam's per-layer ``scale_cam_image`` step."""
-        maps = minmax(raw.float().clamp(min=0))
+        maps = minmax(raw.float().clamp(min=0), inplace=True)
         return F.interpolate(maps[:, None], size=tuple(size), mode="bilinear", align_corners=False)[:, 0]
 
     def _fused(self, layer_maps: list[torch.Tensor]) -> torch.Tensor:
         """Fuse the layers (the method's rule, grad-cam's mean by default), then ReLU and min-max again."""
-        fused = self.method.fuse(layer_maps).clamp(min=0)
-        return minmax(fused) if self.method.normalize else fused
+        fused = self.method.fuse(layer_maps).clamp_(min=0)
+        return minmax(fused, inplace=True) if self.method.normalize else fused
 
 
 @contextlib.contextmanager

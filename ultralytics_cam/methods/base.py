@@ -148,13 +148,16 @@ class MethodSpec:
         )
 
 
-def minmax(maps: torch.Tensor) -> torch.Tensor:
+def minmax(maps: torch.Tensor, inplace: bool = False) -> torch.Tensor:
     """Scale each (h, w) map of an (n, h, w) stack to [0, 1] as grad-cam's ``scale_cam_image`` does.
 
     grad-cam divides by ``1e-7 + max``, an absolute epsilon that keeps maps with small gradients from reaching 1 (see
     the methods notes); here a map is divided by its own range and an all-constant map becomes exactly zero.
+    ``inplace`` overwrites ``maps`` (full-size map stacks are the engine's largest tensors).
     """
-    flat = maps.flatten(1)
-    lo = flat.amin(1)[:, None, None]
-    rng = flat.amax(1)[:, None, None] - lo
-    return torch.where(rng > 0, (maps - lo) / rng.clamp(min=torch.finfo(maps.dtype).tiny), torch.zeros_like(maps))
+    if maps.numel() == 0:
+        return maps
+    lo, hi = torch.aminmax(maps.flatten(1), dim=1)
+    rng = (hi - lo)[:, None, None]
+    out = maps.sub_(lo[:, None, None]) if inplace else maps - lo[:, None, None]
+    return out.div_(rng.clamp(min=torch.finfo(maps.dtype).tiny)).mul_(rng > 0)

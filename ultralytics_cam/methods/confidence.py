@@ -38,20 +38,23 @@ class ConfidenceMap(CamMethod):
         if task == "classify":
             return conf[:, None, None].expand(len(conf), h, w).clone()
         boxes = selection.boxes.float().cpu()
-        if task == "obb":  # centre, size and rotation of each rotated box
-            cx, cy, bw, bh, angle = boxes.unbind(1)
-        else:
-            cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
-            bw, bh, angle = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1], torch.zeros(len(boxes))
-        sigma = (self.softness * torch.minimum(bw, bh)).clamp(min=1.0)[:, None, None]
-        ys = torch.arange(h, dtype=torch.float32)[None, :, None] + 0.5  # pixel centres
-        xs = torch.arange(w, dtype=torch.float32)[None, None, :] + 0.5
-        dx, dy = xs - cx[:, None, None], ys - cy[:, None, None]
-        cos, sin = torch.cos(angle)[:, None, None], torch.sin(angle)[:, None, None]
-        u, v = dx * cos + dy * sin, -dx * sin + dy * cos  # pixel offsets in each box's own frame
+        ys = torch.arange(h, dtype=torch.float32)[None, :] + 0.5  # pixel centres
+        xs = torch.arange(w, dtype=torch.float32)[None, :] + 0.5
+        if task != "obb":  # axis-aligned: the outer product of a row and a column profile
+            x1, y1, x2, y2 = (c[:, None] for c in boxes.unbind(1))
+            sigma = (self.softness * torch.minimum(x2 - x1, y2 - y1)).clamp(min=1.0)
+            rows = _band(ys - (y1 + y2) / 2, (y2 - y1) / 2, sigma)
+            cols = _band(xs - (x1 + x2) / 2, (x2 - x1) / 2, sigma)
+            return conf[:, None, None] * rows[:, :, None] * cols[:, None, :]
+        cx, cy, bw, bh, angle = (c[:, None, None] for c in boxes.unbind(1))
+        sigma = (self.softness * torch.minimum(bw, bh)).clamp(min=1.0)
+        dx, dy = xs[:, None, :] - cx, ys[:, :, None] - cy
+        cos, sin = torch.cos(angle), torch.sin(angle)
+        u, v = dx * cos + dy * sin, -dx * sin + dy * cos  # pixel offsets in each rotated box's own frame
+        return conf[:, None, None] * _band(u, bw / 2, sigma) * _band(v, bh / 2, sigma)
 
-        def band(t: torch.Tensor, half: torch.Tensor) -> torch.Tensor:
-            scale = sigma * math.sqrt(2.0)
-            return 0.5 * (torch.erf((t + half) / scale) - torch.erf((t - half) / scale))
 
-        return conf[:, None, None] * band(u, bw[:, None, None] / 2) * band(v, bh[:, None, None] / 2)
+def _band(t: torch.Tensor, half: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """A 1-D box of half-width ``half`` centred at 0, blurred by a Gaussian of ``sigma``, evaluated at ``t``."""
+    scale = sigma * math.sqrt(2.0)
+    return 0.5 * (torch.erf((t + half) / scale) - torch.erf((t - half) / scale))
