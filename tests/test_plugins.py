@@ -221,3 +221,44 @@ def _env():
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
     return env
+
+
+def test_example_plugin_end_to_end_through_yolo_cam(tmp_path):
+    """The example plugin 'installed' (a .dist-info with its entry point on PYTHONPATH) is listed by ``yolo-cam
+    plugins`` with its distribution and version, and its method, target and writer work in ``yolo-cam predict``."""
+    import json
+
+    site = tmp_path / "site"
+    install_fake_dist(site, "ucam-example-plugin", EXAMPLE, {"example": "ucam_example_plugin"})
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
+    env.update(
+        YOLO_OFFLINE="1",
+        YOLO_CONFIG_DIR=str(tmp_path / "cfg"),
+        YOLO_VERBOSE="False",
+        PYTHONPATH=os.pathsep.join([str(site), str(EXAMPLE), env.get("PYTHONPATH", "")]),
+    )
+    script = Path(sys.executable).parent / "yolo-cam"
+
+    def run(*args):
+        return subprocess.run([str(script), *args], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+
+    listing = run("plugins")
+    assert listing.returncode == 0, listing.stderr
+    line = next(s for s in listing.stdout.splitlines() if s.strip().startswith("example "))
+    assert "ucam-example-plugin 0.1.0" in line and "1 method, 1 target, 1 writer" in line
+    assert "AbsGradCAM" in listing.stdout and "margin" in listing.stdout and "peaks" in listing.stdout
+
+    assets = ROOT / "ultralytics_cam" / "assets"
+    proc = run(
+        "predict",
+        f"model={assets / 'models' / 'detect.pt'}",
+        f"source={assets / 'demo' / 'shapes_2.png'}",
+        "method=AbsGradCAM",
+        "target=margin",
+        f"project={tmp_path / 'runs'}",
+    )
+    assert proc.returncode == 0, proc.stderr
+    folder = next((tmp_path / "runs").rglob("shapes_2"))
+    assert (folder / "peaks.csv").read_text().startswith("index,class,confidence")
+    record = json.loads((folder / "cam.json").read_text())
+    assert (record["method"], record["target"]) == ("AbsGradCAM", "margin")

@@ -284,22 +284,19 @@ def layers_text(net: Any, model_name: str, imgsz: Any = 640) -> str:
 def plugins_text() -> str:
     """Return ``yolo-cam plugins``: each plugin, then every registered method, target and writer with its provider."""
     from . import plugins
-    from .writers import writer_specs
 
-    lines = []
-    infos = getattr(plugins, "plugin_infos", None)
-    if infos is not None:
-        lines.append("plugins:")
-        for info in infos():
-            where = f"{info.dist} {info.version}".strip() or "?"
-            status = f"  ERROR: {info.error}" if info.error else ""
-            lines.append(f"  {info.name:<24}{where}{status}")
-        lines.append("")
-    groups = [("methods", plugins.registered_method_specs())]
-    targets = getattr(plugins, "registered_target_specs", None)
-    if targets is not None:
-        groups.append(("targets", targets()))
-    groups.append(("writers", writer_specs()))
+    lines = ["plugins:"]
+    for info in plugins.plugin_infos():
+        where = f"{info.dist} {info.version}".strip() or "?"
+        what = ", ".join(f"{len(names)} {kind}{'s' * (len(names) > 1)}" for kind, names in info.registered.items())
+        status = f"  ERROR: {info.error}" if info.error else ""
+        lines.append(f"  {info.name:<24}{where:<28}{what}{status}".rstrip())
+    lines.append("")
+    groups = [
+        ("methods", plugins.registered_method_specs()),
+        ("targets", plugins.registered_target_specs()),
+        ("writers", plugins.registered_writer_specs()),
+    ]
     for kind, specs in groups:
         lines.append(f"{kind} ({len(specs)}):")
         for s in specs:

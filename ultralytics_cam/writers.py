@@ -231,10 +231,9 @@ def builtin_writer_specs() -> list[WriterSpec]:
 
 def writer_specs() -> list[WriterSpec]:
     """Return every registered writer (built-ins and plugins); everything that writes goes through here."""
-    from . import plugins
+    from .plugins import registered_writer_specs
 
-    registered = getattr(plugins, "registered_writer_specs", None)  # the plugin registry, where it is installed
-    return list(registered()) if registered is not None else builtin_writer_specs()
+    return registered_writer_specs()
 
 
 # -- writing -----------------------------------------------------------------------------------------------------------

@@ -32,8 +32,6 @@ def ultralytics_cam_register_targets() -> list[Any]:
 @hookimpl
 def ultralytics_cam_register_writers() -> list[Any]:
     """The per-image and per-run files of the output layout."""
-    try:
-        from ..writers import builtin_writer_specs
-    except ImportError:  # the writers module arrives with the command-line issue
-        return []
+    from ..writers import builtin_writer_specs
+
     return builtin_writer_specs()
