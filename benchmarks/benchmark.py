@@ -12,9 +12,10 @@ Contenders besides our methods: Ultralytics' own ``predict(visualize=True)`` (La
 files written to a temporary folder) and our engine forced to one backward per prediction (the approach of the
 widely copied single-file YOLO heatmap scripts).
 
-Localisation, per explained prediction that matches a ground-truth object (IoU >= 0.5, same class):
-pointing game = the map's peak lies inside the ground-truth box; energy in box = share of the map's sum inside the
-prediction's box. ``ConfidenceMap`` fills the box by construction: it is the reference a CAM has to be read against.
+Localisation (``ultralytics_cam.evaluation``), per explained prediction that matches a ground-truth object
+(IoU >= 0.5, same class): pointing game = the map's peak lies inside the object's outline; energy in box = share of
+the map's sum inside the prediction's box. ``ConfidenceMap`` fills the box by construction: it is the reference a CAM
+has to be read against.
 ``--photos`` times Ultralytics' own bus.jpg and zidane.jpg instead (no ground truth, so no localisation columns), for
 full-size images with many predictions (a YAML-built model has random weights: use a low ``--conf``).
 """
@@ -51,39 +52,15 @@ def synthetic_images(n: int, imgsz: int, seed: int) -> tuple[list[np.ndarray], l
     return images, truths
 
 
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    """IoU of two xyxy boxes."""
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def localisation(results: list, truths: list[list[dict]]) -> dict:
-    """Pointing game and energy in box over predictions matched to ground truth."""
-    hits, energy, matched, total = [], [], 0, 0
+    """Pointing game and energy in box over all images (``ultralytics_cam.evaluation``)."""
+    from ultralytics_cam.evaluation import LocalisationScores
+    from ultralytics_cam.evaluation import localisation as score_image
+
+    scores = LocalisationScores()
     for r, objects in zip(results, truths):
-        stats = r.cam.stats()
-        maps = r.cam.maps
-        for i, box in enumerate(r.boxes.xyxy.numpy()):
-            total += 1
-            cls = int(r.boxes.cls[i])
-            gts = [np.asarray(o["box_xyxy"]) for o in objects if int(o["cls"]) == cls]
-            best = max(gts, key=lambda g: iou(box, g), default=None)
-            if best is None or iou(box, best) < 0.5:
-                continue
-            matched += 1
-            x, y = stats[i]["peak"]
-            hits.append(best[0] <= x <= best[2] and best[1] <= y <= best[3])
-            if maps[i].sum() > 0:
-                energy.append(stats[i]["energy_in_box"])
-    return {
-        "predictions": total,
-        "matched": matched,
-        "pointing_game": float(np.mean(hits)) if hits else float("nan"),
-        "energy_in_box": float(np.mean(energy)) if energy else float("nan"),
-    }
+        score_image(r, objects, scores)
+    return scores.as_dict()
 
 
 def main() -> None:

@@ -19,6 +19,19 @@ import torch
 import ultralytics_cam  # noqa: F401  (adds Model.cam, as a user's import would)
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def relative_runs_dir(config_dir: str | Path) -> None:
+    """Write Ultralytics settings into ``config_dir`` whose ``runs_dir`` is the relative "runs", for a subprocess.
+
+    Ultralytics' default ``runs_dir`` is ``<git root>/runs`` when the ultralytics package itself sits inside a git
+    checkout (a CI clone with its .venv inside), else ``./runs``; the CLI tests read the outputs under their cwd.
+    (In-process runs under pytest go to Ultralytics' own test folder, so tests pass ``project=`` there.)
+    """
+    from ultralytics.utils import SettingsManager
+
+    SettingsManager(file=Path(config_dir) / "settings.json").update(runs_dir="runs")
+
 MODELS = ROOT / "ultralytics_cam" / "assets" / "models"
 sys.path.insert(0, str(ROOT / "scripts"))
 

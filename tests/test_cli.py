@@ -22,7 +22,7 @@ import pytest
 
 from ultralytics_cam import cli
 
-from conftest import tiny_detector
+from conftest import relative_runs_dir, tiny_detector
 
 SCRIPT = shutil.which("yolo-cam", path=str(Path(sys.executable).parent))
 IMAGE_FILES = ("detection.png", "heatmap.png", "heatmap.npy", "cam.json")
@@ -46,6 +46,7 @@ def fast(tiny_pt):
 def yolo_cam(tmp_path):
     """Run the installed ``yolo-cam`` script: offline, own Ultralytics settings, outside pytest's detection."""
     assert SCRIPT, "the yolo-cam console script is not installed next to this Python (pip install -e .)"
+    relative_runs_dir(tmp_path / "yolo-config")  # runs/ under the subprocess's cwd, wherever ultralytics is installed
     env = {k: v for k, v in os.environ.items() if k not in {"PYTEST_CURRENT_TEST", "GITHUB_ACTIONS"}}
     env.update(
         YOLO_OFFLINE="1",
