@@ -32,6 +32,7 @@ def relative_runs_dir(config_dir: str | Path) -> None:
 
     SettingsManager(file=Path(config_dir) / "Ultralytics" / "settings.json").update(runs_dir="runs")  # its layout
 
+
 MODELS = ROOT / "ultralytics_cam" / "assets" / "models"
 sys.path.insert(0, str(ROOT / "scripts"))
 
