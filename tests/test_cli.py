@@ -371,14 +371,21 @@ def test_val_parses_and_dispatches_to_cam_val(monkeypatch, capsys):
         return "metrics"
 
     monkeypatch.setitem(sys.modules, "ultralytics_cam.val_failures", types.SimpleNamespace(cam_val=cam_val))
-    argv = ["val", "model=yolo11n.yaml", "data=data.yaml", "method=GradCAM", "kinds=fp,fn", "max_images=3"]
+    argv = [
+        "val",
+        "model=yolo11n.yaml",
+        "data=data.yaml",
+        "method=GradCAM",
+        "kinds=false_positive,missed",
+        "max_images=3",
+    ]
     assert cli.main([*argv, "conf=0.3", "batch=2", "strict=True"]) == 0
     ((model, kwargs),) = calls
     assert type(model).__name__ == "YOLO" and model.task == "detect"
     assert kwargs == {
         "data": "data.yaml",
         "method": "GradCAM",
-        "kinds": ("fp", "fn"),
+        "kinds": ("false_positive", "missed"),
         "max_images": 3,
         "conf": 0.3,
         "batch": 2,

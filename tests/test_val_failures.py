@@ -405,3 +405,13 @@ def test_options_are_checked_when_the_hook_is_added():
         add_val_failure_hook(model, method="NoSuchCAM")
     assert issubclass(FailureOptionError, (CamError, ValueError))  # yolo-cam reports CamError as a usage error
     assert not [f for fns in model.callbacks.values() for f in fns if getattr(f, "_ultralytics_cam", False)]
+
+
+def test_every_kind_the_cli_help_names_is_accepted():
+    """The ``yolo-cam val help`` text names the real failure kinds (a stale name would be refused at run time)."""
+    from ultralytics_cam.failures import KINDS
+    from ultralytics_cam.listings import VAL_KEY_HELP
+
+    text, example = VAL_KEY_HELP["kinds"]
+    assert all(k in text for k in KINDS)
+    assert set(example.split(",")) <= set(KINDS)

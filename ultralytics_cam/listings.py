@@ -90,8 +90,11 @@ _EXAMPLES = {
 VAL_KEY_HELP: dict[str, tuple[str, str]] = {
     "method": ("CAM method of the failure heatmaps", "GradCAM"),
     "conf": ("confidence above which an unmatched prediction counts as a false positive", "0.25"),
-    "kinds": ("which failures to explain: fp (false positives), fn (missed objects), or both", "fp,fn"),
-    "max_images": ("stop after explaining this many images with failures", "50"),
+    "kinds": (
+        "which failures to explain: false_positive, missed, wrong_class, poor_localisation, misclassified (classify)",
+        "false_positive,missed",
+    ),
+    "max_images": ("save heatmaps for at most this many images, the worst first (all failures are still listed)", "50"),
     "strict": ("raise on a CAM error instead of logging it and going on", "True"),
 }
 
