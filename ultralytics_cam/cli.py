@@ -19,16 +19,28 @@ import difflib
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "MODES", "Command", "main", "parse_args"]
+from . import listings
+
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "MODES",
+    "MODE_SPECS",
+    "Command",
+    "ModeSpec",
+    "main",
+    "parse_args",
+]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
-#: Every mode, in the order ``yolo-cam help`` lists them.
-MODES = ("predict", "val", "demo", "methods", "layers", "plugins", "version", "help")
 #: Keys of ``yolo-cam val`` besides the CAM and Ultralytics keys (``ultralytics_cam.val_failures.cam_val``'s own).
 VAL_KEYS = ("kinds", "max_images", "strict")
 #: Keys of ``yolo-cam layers``.
@@ -45,6 +57,30 @@ class UsageError(Exception):
 
 class RunError(Exception):
     """The command line was fine but the run failed (exit code 1)."""
+
+
+@dataclass(frozen=True)
+class ModeSpec:
+    """One ``yolo-cam`` mode: everything the command line needs to know about it, in one entry of :data:`MODE_SPECS`.
+
+    Attributes:
+        name: the word on the command line (``yolo-cam NAME``).
+        summary: one line for ``yolo-cam help``.
+        example: example arguments shown under the summary ('' for none).
+        run: runs a parsed :class:`Command` of this mode and returns the exit code.
+        help: returns the text of ``yolo-cam NAME help``.
+        keys: returns the ``key=value`` keys the mode accepts (None: it takes none).
+        refused: whether Ultralytics keys that cannot be used with CAM (``REFUSED_ULTRALYTICS_KEYS``) are refused
+            with their reason rather than as keys of another mode.
+    """
+
+    name: str
+    summary: str
+    example: str
+    run: Callable[[Command], int]
+    help: Callable[[], str]
+    keys: Callable[[], list[str]] | None = None
+    refused: bool = False
 
 
 @dataclass
@@ -160,16 +196,29 @@ def _load_cfg(path: Any) -> dict:
 
 def allowed_keys(mode: str) -> list[str]:
     """Return the keys ``mode`` accepts."""
-    from .config import DEPRECATED_ULTRALYTICS_KEYS, REFUSED_ULTRALYTICS_KEYS
+    spec = MODE_SPECS.get(mode)
+    return spec.keys() if spec is not None and spec.keys is not None else []
 
-    cam, ult = list(_cam_keys()), [*_ultralytics_keys(), *DEPRECATED_ULTRALYTICS_KEYS]
-    predict = [k for k in [*cam, *ult] if k not in REFUSED_ULTRALYTICS_KEYS]
-    return {
-        "predict": predict,
-        "demo": predict,
-        "val": [*VAL_KEYS, *cam, *ult],
-        "layers": list(LAYERS_KEYS),
-    }.get(mode, [])
+
+def _all_keys() -> list[str]:
+    """Every CAM and Ultralytics key (``yolo`` accepts them all)."""
+    from .config import DEPRECATED_ULTRALYTICS_KEYS
+
+    return [*_cam_keys(), *_ultralytics_keys(), *DEPRECATED_ULTRALYTICS_KEYS]
+
+
+def _predict_keys() -> list[str]:
+    from .config import REFUSED_ULTRALYTICS_KEYS
+
+    return [k for k in _all_keys() if k not in REFUSED_ULTRALYTICS_KEYS]
+
+
+def _val_keys() -> list[str]:
+    return [*VAL_KEYS, *_all_keys()]
+
+
+def _layers_keys() -> list[str]:
+    return list(LAYERS_KEYS)
 
 
 def check_keys(cmd: Command) -> None:
@@ -178,14 +227,14 @@ def check_keys(cmd: Command) -> None:
     Raises:
         UsageError: a key is unknown (with "did you mean"), refused with CAM (with why), or belongs to another mode.
     """
-    from .config import DEPRECATED_ULTRALYTICS_KEYS, REFUSED_ULTRALYTICS_KEYS
+    from .config import REFUSED_ULTRALYTICS_KEYS
 
     allowed = set(allowed_keys(cmd.mode))
-    everything = [*_cam_keys(), *_ultralytics_keys(), *DEPRECATED_ULTRALYTICS_KEYS, *VAL_KEYS]
+    everything = list(dict.fromkeys([*_all_keys(), *(k for m in MODE_SPECS for k in allowed_keys(m))]))
     for k in cmd.args:
         if k in allowed:
             continue
-        if k in REFUSED_ULTRALYTICS_KEYS and cmd.mode in ("predict", "demo"):
+        if k in REFUSED_ULTRALYTICS_KEYS and MODE_SPECS[cmd.mode].refused:
             raise UsageError(f"'{k}' cannot be used with CAM: {REFUSED_ULTRALYTICS_KEYS[k]}.")
         if not allowed:
             raise UsageError(f"'yolo-cam {cmd.mode}' takes no key=value arguments, got '{k}'.")
@@ -509,23 +558,100 @@ def _layers(cmd: Command) -> int:
     return EXIT_OK
 
 
+def _listing(text: Callable[[], str]) -> Callable[[Command], int]:
+    """A mode that prints a listing and succeeds."""
+
+    def run(cmd: Command) -> int:
+        print(text())
+        return EXIT_OK
+
+    return run
+
+
+def _help(cmd: Command) -> int:
+    print(listings.help_text(None))
+    return EXIT_OK
+
+
+#: Every mode, in the order ``yolo-cam help`` lists them. Adding a mode is one entry here.
+MODE_SPECS: dict[str, ModeSpec] = {
+    spec.name: spec
+    for spec in (
+        ModeSpec(
+            "predict",
+            "explain every prediction on a source: a folder per image, summary.json",
+            "model=best.pt source=imgs/",
+            run=_predict,
+            help=lambda: listings.predict_help("predict"),
+            keys=_predict_keys,
+            refused=True,
+        ),
+        ModeSpec(
+            "val",
+            "validate and save heatmaps of the failures (false positives, missed objects)",
+            "data=data.yaml",
+            run=_val,
+            help=listings.val_help,
+            keys=_val_keys,
+        ),
+        ModeSpec(
+            "demo",
+            "the bundled demo model on the bundled images, offline",
+            "method=EigenCAM",
+            run=lambda cmd: _predict(cmd, demo=True),
+            help=lambda: listings.predict_help("demo"),
+            keys=_predict_keys,
+            refused=True,
+        ),
+        ModeSpec(
+            "methods",
+            "every CAM method, whether it needs gradients, and why some are refused",
+            "",
+            run=_listing(listings.methods_text),
+            help=lambda: listings.MODE_HELP_TEXTS["methods"],
+        ),
+        ModeSpec(
+            "layers",
+            "every layer of a model: index, type, output shape; layers=auto marked",
+            "model=best.pt",
+            run=_layers,
+            help=listings.layers_help,
+            keys=_layers_keys,
+        ),
+        ModeSpec(
+            "plugins",
+            "installed plugins and the methods, targets and writers they register",
+            "",
+            run=_listing(listings.plugins_text),
+            help=lambda: listings.MODE_HELP_TEXTS["plugins"],
+        ),
+        ModeSpec(
+            "version",
+            "versions of ultralytics-cam, ultralytics, torch and grad-cam",
+            "",
+            run=_listing(listings.version_text),
+            help=lambda: listings.MODE_HELP_TEXTS["version"],
+        ),
+        ModeSpec(
+            "help",
+            "this help; 'yolo-cam MODE help' explains every key of MODE",
+            "",
+            run=_help,
+            help=lambda: listings.help_text(None),
+        ),
+    )
+}
+#: Every mode name, in the order ``yolo-cam help`` lists them.
+MODES = tuple(MODE_SPECS)
+
+
 def _dispatch(argv: list[str]) -> int:
     cmd = parse_args(argv)
-    if cmd.help or cmd.mode == "help":
-        from .listings import help_text
-
-        print(help_text(None if cmd.mode == "help" else cmd.mode))
+    spec = MODE_SPECS[cmd.mode]
+    if cmd.help:
+        print(spec.help())
         return EXIT_OK
-    if cmd.mode in ("methods", "plugins", "version"):
-        from . import listings
-
-        print(getattr(listings, f"{cmd.mode}_text")())
-        return EXIT_OK
-    if cmd.mode == "layers":
-        return _layers(cmd)
-    if cmd.mode == "val":
-        return _val(cmd)
-    return _predict(cmd, demo=cmd.mode == "demo")
+    return spec.run(cmd)
 
 
 def _say(msg: str) -> None:

@@ -13,12 +13,16 @@ from typing import Any
 
 __all__ = [
     "CAM_KEY_HELP",
+    "MODE_HELP_TEXTS",
     "PREDICT_KEYS",
     "help_text",
+    "layers_help",
     "layers_text",
     "methods_text",
     "plugins_text",
+    "predict_help",
     "ultralytics_key_help",
+    "val_help",
     "version_text",
 ]
 
@@ -98,17 +102,6 @@ VAL_KEY_HELP: dict[str, tuple[str, str]] = {
     "strict": ("raise on a CAM error instead of logging it and going on", "True"),
 }
 
-MODES_HELP = (
-    ("predict", "explain every prediction on a source: a folder per image, summary.json", "model=best.pt source=imgs/"),
-    ("val", "validate and save heatmaps of the failures (false positives, missed objects)", "data=data.yaml"),
-    ("demo", "the bundled demo model on the bundled images, offline", "method=EigenCAM"),
-    ("methods", "every CAM method, whether it needs gradients, and why some are refused", ""),
-    ("layers", "every layer of a model: index, type, output shape; layers=auto marked", "model=best.pt"),
-    ("plugins", "installed plugins and the methods, targets and writers they register", ""),
-    ("version", "versions of ultralytics-cam, ultralytics, torch and grad-cam", ""),
-    ("help", "this help; 'yolo-cam MODE help' explains every key of MODE", ""),
-)
-
 
 @functools.cache
 def ultralytics_key_help() -> dict[str, str]:
@@ -140,7 +133,7 @@ def _ultralytics_lines(keys: tuple[str, ...] | list[str], defaults: dict | None 
 
 def help_text(mode: str | None = None) -> str:
     """Return ``yolo-cam help`` (``mode=None``) or the help of one mode, which explains every key it takes."""
-    from .config import CAM_DEFAULTS, REFUSED_ULTRALYTICS_KEYS
+    from .config import CAM_DEFAULTS
 
     lines = []
     if mode in (None, "help"):
@@ -152,8 +145,11 @@ def help_text(mode: str | None = None) -> str:
             "",
             "Modes:",
         ]
+        from .cli import MODE_SPECS
+
         lines += [
-            f"  {m:<9} {text}" + (f"\n  {'':<9} e.g. yolo-cam {m} {ex}" if ex else "") for m, text, ex in MODES_HELP
+            f"  {m.name:<9} {m.summary}" + (f"\n  {'':<9} e.g. yolo-cam {m.name} {m.example}" if m.example else "")
+            for m in MODE_SPECS.values()
         ]
         lines += [
             "",
@@ -175,70 +171,88 @@ def help_text(mode: str | None = None) -> str:
             "Exit codes: 0 success, 1 the run failed, 2 usage error, 130 interrupted (Ctrl-C).",
         ]
         return "\n".join(lines)
-    if mode in ("predict", "demo"):
-        lines += [
-            "yolo-cam predict model=MODEL source=SOURCE [key=value ...]"
-            if mode == "predict"
-            else "yolo-cam demo [key=value ...]: predict with the bundled demo model on the bundled images",
-            "",
-            "Explains every kept prediction with its own class activation map and writes, under",
-            "runs/<task>/cam (cam-2, cam-3, ... unless exist_ok=True), one folder per image:",
-            "  detection.png  heatmap.png  heatmap.npy  cam.json  (+ maps.npy, maps/ with save_maps=True)",
-            "and summary.json (settings, versions, counts, time per image, skipped inputs). A video gives",
-            "heatmap.avi (.mp4 on macOS) and cam.jsonl (one line per frame) in its folder.",
-            "Ctrl-C stops after the current batch and keeps every finished image (exit code 130).",
-            "",
-            "CAM keys:",
-        ]
-        lines += [_key_line(k, CAM_DEFAULTS[k], *CAM_KEY_HELP[k]) for k in CAM_DEFAULTS if k in CAM_KEY_HELP]
-        from .api import PREDICT_DEFAULTS
+    from .cli import MODE_SPECS
 
-        lines += ["", "Ultralytics keys (names and checks of 'yolo predict'; the defaults a CAM run uses):"]
-        lines += _ultralytics_lines(PREDICT_KEYS, {**PREDICT_DEFAULTS, "save": True})
-        lines += [
+    return MODE_SPECS[mode].help()
+
+
+def predict_help(mode: str = "predict") -> str:
+    """Return ``yolo-cam predict help`` (or ``demo help``): every CAM key and the Ultralytics keys that matter."""
+    from .config import CAM_DEFAULTS, REFUSED_ULTRALYTICS_KEYS
+
+    lines = [
+        "yolo-cam predict model=MODEL source=SOURCE [key=value ...]"
+        if mode == "predict"
+        else "yolo-cam demo [key=value ...]: predict with the bundled demo model on the bundled images",
+        "",
+        "Explains every kept prediction with its own class activation map and writes, under",
+        "runs/<task>/cam (cam-2, cam-3, ... unless exist_ok=True), one folder per image:",
+        "  detection.png  heatmap.png  heatmap.npy  cam.json  (+ maps.npy, maps/ with save_maps=True)",
+        "and summary.json (settings, versions, counts, time per image, skipped inputs). A video gives",
+        "heatmap.avi (.mp4 on macOS) and cam.jsonl (one line per frame) in its folder.",
+        "Ctrl-C stops after the current batch and keeps every finished image (exit code 130).",
+        "",
+        "CAM keys:",
+    ]
+    lines += [_key_line(k, CAM_DEFAULTS[k], *CAM_KEY_HELP[k]) for k in CAM_DEFAULTS if k in CAM_KEY_HELP]
+    from .api import PREDICT_DEFAULTS
+
+    lines += ["", "Ultralytics keys (names and checks of 'yolo predict'; the defaults a CAM run uses):"]
+    lines += _ultralytics_lines(PREDICT_KEYS, {**PREDICT_DEFAULTS, "save": True})
+    lines += [
+        "",
+        "Every other 'yolo' key is accepted and passed on to Ultralytics ('yolo cfg' lists them).",
+        "Not accepted with CAM: " + "; ".join(f"{k} ({why})" for k, why in REFUSED_ULTRALYTICS_KEYS.items()) + ".",
+        "verbose=False hides the progress bar.",
+    ]
+    return "\n".join(lines)
+
+
+def val_help() -> str:
+    """Return ``yolo-cam val help``."""
+    from .config import CAM_DEFAULTS
+
+    lines = [
+        "yolo-cam val model=MODEL data=DATA.yaml [key=value ...]",
+        "",
+        "Runs Ultralytics' validation and saves, per image with a failure, the heatmaps of its false",
+        "positives and missed objects, with failures.json / failures.csv.",
+        "",
+        "CAM keys:",
+    ]
+    lines += [_key_line(k, "", text, ex) for k, (text, ex) in VAL_KEY_HELP.items()]
+    lines += [
+        _key_line(k, CAM_DEFAULTS[k], *CAM_KEY_HELP[k]) for k in CAM_DEFAULTS if k in CAM_KEY_HELP and k != "method"
+    ]
+    lines += ["", "Ultralytics keys (names, defaults and checks of 'yolo val'):"]
+    lines += _ultralytics_lines(["model", "data", "imgsz", "batch", "device", "iou", "half", "project", "name"])
+    lines += ["", "Every other 'yolo val' key is accepted and passed on to Ultralytics."]
+    return "\n".join(lines)
+
+
+def layers_help() -> str:
+    """Return ``yolo-cam layers help``."""
+    return "\n".join(
+        [
+            "yolo-cam layers model=MODEL [imgsz=640]",
             "",
-            "Every other 'yolo' key is accepted and passed on to Ultralytics ('yolo cfg' lists them).",
-            "Not accepted with CAM: " + "; ".join(f"{k} ({why})" for k, why in REFUSED_ULTRALYTICS_KEYS.items()) + ".",
-            "verbose=False hides the progress bar.",
-        ]
-        return "\n".join(lines)
-    if mode == "val":
-        lines += [
-            "yolo-cam val model=MODEL data=DATA.yaml [key=value ...]",
+            "Lists every top-level layer of the model: index, the layers it reads (from), type and output shape",
+            "at imgsz; the layers that layers=auto reads are marked 'auto'. Use the indices in layers=16,19,22.",
             "",
-            "Runs Ultralytics' validation and saves, per image with a failure, the heatmaps of its false",
-            "positives and missed objects, with failures.json / failures.csv.",
-            "",
-            "CAM keys:",
+            *_ultralytics_lines(["model", "imgsz"]),
         ]
-        lines += [_key_line(k, "", text, ex) for k, (text, ex) in VAL_KEY_HELP.items()]
-        lines += [
-            _key_line(k, CAM_DEFAULTS[k], *CAM_KEY_HELP[k]) for k in CAM_DEFAULTS if k in CAM_KEY_HELP and k != "method"
-        ]
-        lines += ["", "Ultralytics keys (names, defaults and checks of 'yolo val'):"]
-        lines += _ultralytics_lines(["model", "data", "imgsz", "batch", "device", "iou", "half", "project", "name"])
-        lines += ["", "Every other 'yolo val' key is accepted and passed on to Ultralytics."]
-        return "\n".join(lines)
-    if mode == "layers":
-        return "\n".join(
-            [
-                "yolo-cam layers model=MODEL [imgsz=640]",
-                "",
-                "Lists every top-level layer of the model: index, the layers it reads (from), type and output shape",
-                "at imgsz; the layers that layers=auto reads are marked 'auto'. Use the indices in layers=16,19,22.",
-                "",
-                *_ultralytics_lines(["model", "imgsz"]),
-            ]
-        )
-    texts = {
-        "methods": "yolo-cam methods\n\nLists every CAM method: name (for method=), whether it needs gradients, "
-        "whether each prediction gets its own map, where it comes from, and the refused methods with the reason.",
-        "plugins": "yolo-cam plugins\n\nLists the installed plugins (entry-point group 'ultralytics_cam') and the "
-        "methods, targets and writers each registers.",
-        "version": "yolo-cam version\n\nPrints the versions of ultralytics-cam, ultralytics, torch, grad-cam, OpenCV, "
-        "NumPy and Python.",
-    }
-    return texts[mode]
+    )
+
+
+#: ``yolo-cam MODE help`` of the modes that take no keys.
+MODE_HELP_TEXTS = {
+    "methods": "yolo-cam methods\n\nLists every CAM method: name (for method=), whether it needs gradients, "
+    "whether each prediction gets its own map, where it comes from, and the refused methods with the reason.",
+    "plugins": "yolo-cam plugins\n\nLists the installed plugins (entry-point group 'ultralytics_cam') and the "
+    "methods, targets and writers each registers.",
+    "version": "yolo-cam version\n\nPrints the versions of ultralytics-cam, ultralytics, torch, grad-cam, OpenCV, "
+    "NumPy and Python.",
+}
 
 
 def methods_text() -> str:
