@@ -45,6 +45,8 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 VAL_KEYS = ("kinds", "max_images", "strict")
 #: Keys of ``yolo-cam layers``.
 LAYERS_KEYS = ("model", "imgsz", "task")
+#: Keys of ``yolo-cam app``: where it listens, its language, and what its form starts with.
+APP_KEYS = ("host", "port", "lang", "model", "source", "project")
 
 ASSETS_DIR = Path(__file__).resolve().parent / "assets"
 DEMO_MODEL = ASSETS_DIR / "models" / "detect.pt"
@@ -219,6 +221,10 @@ def _val_keys() -> list[str]:
 
 def _layers_keys() -> list[str]:
     return list(LAYERS_KEYS)
+
+
+def _app_keys() -> list[str]:
+    return list(APP_KEYS)
 
 
 def check_keys(cmd: Command) -> None:
@@ -558,6 +564,35 @@ def _layers(cmd: Command) -> int:
     return EXIT_OK
 
 
+def _app(cmd: Command) -> int:
+    """Serve the web app (``ultralytics_cam.app``) until Ctrl-C."""
+    from .app import launch
+    from .app.i18n import check_lang
+
+    host, port, lang = str(cmd.args.get("host", "127.0.0.1")), cmd.args.get("port"), str(cmd.args.get("lang", "en"))
+    if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536):
+        raise UsageError(f"port={port!r} is not valid: use a port number from 1 to 65535 (or leave it out).")
+    try:
+        check_lang(lang)
+    except ValueError as e:
+        raise UsageError(str(e)) from e
+    form = {k: str(cmd.args[k]) for k in ("model", "source", "project") if cmd.args.get(k) is not None}
+    try:
+        blocks, url = launch(host=host, port=port, lang=lang, **form)
+    except ImportError as e:
+        raise RunError(str(e)) from e
+    except OSError as e:
+        raise RunError(f"could not serve the app on {host}:{port or 'a free port'}: {e}") from e
+    _say(f"the app is running at {url} (Ctrl-C stops it)")
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        _say(f"host={host}: other machines on the network can reach the app and the folders it shows.")
+    try:
+        blocks.block_thread()
+    finally:
+        blocks.close()
+    return EXIT_OK
+
+
 def _listing(text: Callable[[], str]) -> Callable[[Command], int]:
     """A mode that prints a listing and succeeds."""
 
@@ -602,6 +637,14 @@ MODE_SPECS: dict[str, ModeSpec] = {
             help=lambda: listings.predict_help("demo"),
             keys=_predict_keys,
             refused=True,
+        ),
+        ModeSpec(
+            "app",
+            "a local web app for batch heatmaps: folders, weights, method, layers, start / stop, gallery",
+            "lang=zh-Hans",
+            run=_app,
+            help=listings.app_help,
+            keys=_app_keys,
         ),
         ModeSpec(
             "methods",

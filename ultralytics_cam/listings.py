@@ -15,6 +15,7 @@ __all__ = [
     "CAM_KEY_HELP",
     "MODE_HELP_TEXTS",
     "PREDICT_KEYS",
+    "app_help",
     "help_text",
     "layers_help",
     "layers_text",
@@ -240,6 +241,28 @@ def layers_help() -> str:
             "at imgsz; the layers that layers=auto reads are marked 'auto'. Use the indices in layers=16,19,22.",
             "",
             *_ultralytics_lines(["model", "imgsz"]),
+        ]
+    )
+
+
+def app_help() -> str:
+    """Return ``yolo-cam app help``."""
+    return "\n".join(
+        [
+            "yolo-cam app [host=127.0.0.1] [port=7860] [lang=en] [model=MODEL] [source=FOLDER] [project=FOLDER]",
+            "",
+            "Starts a local web app for batch heatmaps and prints its URL; open it in a browser. Choose the input",
+            "folder, the weights, the method, the layers, the device, conf, max_det and imgsz, press Start and watch",
+            "the progress and the gallery; Stop keeps every finished image. A run from the app is a 'yolo-cam",
+            'predict\' run: same folders, same summary.json. Needs the extra: pip install "ultralytics-cam[app]".',
+            "",
+            "Keys:",
+            _key_line("host", "127.0.0.1", "address to listen on; only this machine can connect by default", "0.0.0.0"),
+            _key_line("port", None, "port to listen on; by default the first free one from 7860", "8080"),
+            _key_line("lang", "en", "language of the page: en, zh-Hans (简体中文), zh-Hant (繁體中文)", "zh-Hans"),
+            _key_line("model", None, "weights the form starts with (default: the bundled demo model)", "best.pt"),
+            _key_line("source", None, "input folder the form starts with (default: the bundled demo images)", "imgs/"),
+            _key_line("project", None, "output folder the form starts with (default: runs/<task>)", "my_runs"),
         ]
     )
 
