@@ -23,6 +23,7 @@ POLL_SECONDS = 0.5
 CSS = """
 #cam-status progress { width: 100%; height: 1.1em; }
 #cam-status .cam-error { color: #c62828; font-weight: 600; }
+#cam-detection img, #cam-heatmap img { width: 100%; height: 100%; object-fit: contain; }
 """
 
 
@@ -144,8 +145,9 @@ def build_app(
             buttons=["fullscreen"],
         )
         with gr.Row():
-            detection_img = gr.Image(label=t("detection"), interactive=False, elem_id="cam-detection")
-            heatmap_img = gr.Image(label=t("heatmap"), interactive=False, elem_id="cam-heatmap")
+            view = {"interactive": False, "height": 480, "buttons": ["download", "fullscreen"]}
+            detection_img = gr.Image(label=t("detection"), elem_id="cam-detection", **view)
+            heatmap_img = gr.Image(label=t("heatmap"), elem_id="cam-heatmap", **view)
         gr.Markdown(f"### {t('image_errors')}")
         errors = gr.Markdown(t("no_image_errors"), elem_id="cam-image-errors")
         seen = gr.State({})

@@ -66,7 +66,9 @@ def status_html(state: RunState, lang: str, file_url: Callable[[str], str]) -> s
         links = [f"{esc(t('output'))}: <code>{esc(state.save_dir)}</code>"]
         summary = Path(state.save_dir) / "summary.json"
         if status not in ("starting", "running", "stopping") and summary.is_file():
-            links.append(f'<a href="{esc(file_url(str(summary)))}" target="_blank">{esc(t("summary"))}</a>')
+            links.append(
+                f'<a id="cam-summary" href="{esc(file_url(str(summary)))}" target="_blank">{esc(t("summary"))}</a>'
+            )
         if state.report:
             links.append(
                 f'<a id="cam-report" href="{esc(file_url(state.report))}" target="_blank">{esc(t("report"))}</a>'

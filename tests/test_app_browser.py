@@ -1,0 +1,190 @@
+"""``yolo-cam app`` in a real headless Chromium: the real command serves the page, Playwright fills and presses it.
+
+One app (a ``yolo-cam app`` subprocess on a free port) serves the module's tests one after another, as one user would
+use it. After the finished run the page is saved to docs/images/app.png, the screenshot the README shows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+from browser import ConsoleErrors, browser
+from test_app import images_folder
+
+from conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+SCREENSHOT = ROOT / "docs" / "images" / "app.png"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    """Start ``yolo-cam app`` on a free port; yield its URL; stop it."""
+    pytest.importorskip("gradio")
+    port = _free_port()
+    cwd = tmp_path_factory.mktemp("app")
+    log = open(cwd / "app.log", "w+", encoding="utf-8")  # noqa: SIM115  (closed below, after the process)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ultralytics_cam.cli", "app", f"port={port}"],
+        cwd=cwd,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                urllib.request.urlopen(url, timeout=2).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.time() > deadline:
+                    log.seek(0)
+                    pytest.fail(f"yolo-cam app did not start:\n{log.read()}")
+                time.sleep(0.5)
+        log.seek(0)
+        assert f"the app is running at {url}" in log.read()  # the URL is printed for the user
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """One headless Chromium for the module."""
+    with browser() as b:
+        yield b
+
+
+@pytest.fixture
+def console_errors():
+    """Console errors of every tab a test opens; the test fails on any."""
+    errors = ConsoleErrors()
+    yield errors
+    assert errors == [], errors
+
+
+def open_tab(chromium, url, errors):
+    p = errors.attach(chromium.new_page(viewport={"width": 1280, "height": 900}))
+    p.goto(url)
+    p.wait_for_selector("#cam-start")
+    return p
+
+
+@pytest.fixture
+def page(chromium, app_url, console_errors):
+    """A fresh tab on the app."""
+    p = open_tab(chromium, app_url, console_errors)
+    yield p
+    p.close()
+
+
+def fill(page, elem_id: str, value) -> None:
+    box = page.locator(f"#{elem_id} textarea, #{elem_id} input").first
+    box.fill(str(value))
+    box.press("Tab")  # Gradio sends a changed value on blur
+
+
+def wait_for_status(page, *statuses: str, timeout: float = 120) -> str:
+    selector = ", ".join(f'#cam-status[data-status="{s}"]' for s in statuses)
+    page.wait_for_selector(selector, timeout=timeout * 1000)
+    return page.get_attribute("#cam-status", "data-status")
+
+
+def test_a_run_from_the_page_writes_the_folders_and_fills_the_gallery(
+    page, chromium, app_url, console_errors, tmp_path
+):
+    source = images_folder(tmp_path)
+    out = tmp_path / "输出 folder"
+    page.wait_for_function("document.querySelector('#cam-task textarea, #cam-task input').value === 'detect'")
+    fill(page, "cam-source", source)
+    fill(page, "cam-project", out)
+    fill(page, "cam-imgsz", 320)
+    page.click("#cam-start")
+    assert wait_for_status(page, "completed", "failed") == "completed", page.inner_text("#cam-status")
+    save_dir = out / "cam"
+    folders = sorted(p.name for p in save_dir.iterdir() if p.is_dir())
+    assert folders == sorted(p.stem for p in source.iterdir())
+    for f in folders:
+        assert (save_dir / f / "detection.png").is_file() and (save_dir / f / "heatmap.png").is_file()
+    summary = json.loads((save_dir / "summary.json").read_text(encoding="utf-8"))
+    assert summary["status"] == "completed" and summary["counts"]["images"] == 4
+    assert "4 / 4" in page.inner_text("#cam-status") and str(save_dir) in page.inner_text("#cam-status")
+    served = page.request.get(app_url + page.get_attribute("#cam-summary", "href"))  # the run folder is served
+    assert served.ok and served.json()["status"] == "completed"
+
+    gallery = page.locator("#cam-gallery img")
+    gallery.first.wait_for()
+    page.wait_for_function("document.querySelectorAll('#cam-gallery img').length >= 4")
+    text = page.inner_text("#cam-gallery")
+    assert all(p.name in text for p in source.iterdir())  # every finished image, captioned with its file name
+    gallery.first.click()  # full size, beside its detection.png
+    page.locator("#cam-detection img").wait_for()
+    page.locator("#cam-heatmap img").wait_for()
+
+    # A second tab sees the same run.
+    other = open_tab(chromium, app_url, console_errors)
+    assert wait_for_status(other, "completed", timeout=30) == "completed"
+    other.wait_for_function("document.querySelectorAll('#cam-gallery img').length >= 4")
+    other.close()
+
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+
+def test_stop_from_the_page_keeps_the_finished_images(page, tmp_path):
+    source = images_folder(tmp_path, copies=50)  # 200 images: far longer than the test waits
+    out = tmp_path / "out"
+    fill(page, "cam-source", source)
+    fill(page, "cam-project", out)
+    fill(page, "cam-imgsz", 640)
+    page.click("#cam-start")
+    page.wait_for_function(  # the new run, not the previous one still on the page
+        "(s => s && s.dataset.status === 'running' && Number(s.dataset.done) >= 2)"
+        "(document.querySelector('#cam-status'))",
+        timeout=120_000,
+    )
+    page.click("#cam-start")  # a second Start while it runs is refused politely
+    page.wait_for_function("document.querySelector('#cam-message').innerText.includes('already in progress')")
+    page.click("#cam-stop")
+    assert wait_for_status(page, "interrupted", "completed", "failed") == "interrupted"
+    summary = json.loads((out / "cam" / "summary.json").read_text(encoding="utf-8"))
+    assert summary["interrupted"] is True
+    done = summary["counts"]["images"]
+    assert 2 <= done < 200
+    folders = [p for p in (out / "cam").iterdir() if p.is_dir()]
+    assert len(folders) == done
+    assert all((f / "heatmap.png").is_file() and (f / "detection.png").is_file() for f in folders)
+    assert f"{done} / 200" in page.inner_text("#cam-status")
+
+
+def test_bad_weights_show_the_error_and_advice(page, tmp_path):
+    bad = tmp_path / "坏的 best.pt"
+    bad.write_bytes(b"not a model at all")
+    fill(page, "cam-model", bad)
+    fill(page, "cam-source", images_folder(tmp_path))
+    fill(page, "cam-project", tmp_path / "out")
+    page.click("#cam-start")
+    assert wait_for_status(page, "failed", "completed", timeout=60) == "failed"
+    error = page.inner_text("#cam-error")
+    assert "坏的 best.pt" in error
+    assert "Choose a .pt file saved by Ultralytics" in page.inner_text("#cam-advice")
+    body = page.inner_text("body")
+    assert "Traceback" not in body and 'File "' not in body
