@@ -10,12 +10,15 @@
 Arguments are parsed with Ultralytics' own helpers (``merge_equals_args``, ``parse_key_value_pair``,
 ``smart_value``), Ultralytics keys are checked by ``get_cfg`` on a copy (its names, defaults and messages; its global
 config is never touched) and the CAM keys by :class:`~ultralytics_cam.config.CamConfig`. Unknown keys get a "did you
-mean". Exit codes: 0 success, 1 the run failed, 2 usage error, 130 interrupted.
+mean". Exit codes: 0 success, 1 the run failed, 2 usage error, 130 interrupted (SIGINT, Ctrl-C), 143 terminated
+(SIGTERM, as ``timeout``, ``kill``, Docker, Kubernetes and Slurm send); both signals stop the run the same way.
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import logging
 import signal
 import sys
 import time
@@ -30,6 +33,7 @@ __all__ = [
     "EXIT_FAILED",
     "EXIT_INTERRUPTED",
     "EXIT_OK",
+    "EXIT_TERMINATED",
     "EXIT_USAGE",
     "MODES",
     "MODE_SPECS",
@@ -39,7 +43,7 @@ __all__ = [
     "parse_args",
 ]
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 
 #: Keys of ``yolo-cam val`` besides the CAM and Ultralytics keys (``ultralytics_cam.val_failures.cam_val``'s own).
 VAL_KEYS = ("kinds", "max_images", "strict")
@@ -265,7 +269,7 @@ def check_values(cmd: Command) -> tuple[dict, dict]:
     """
     from ultralytics.cfg import get_cfg
 
-    from .config import DEPRECATED_ULTRALYTICS_KEYS, CamConfig, renamed_ultralytics_keys
+    from .config import DEPRECATED_ULTRALYTICS_KEYS, CamConfig, check_ultralytics_numbers, renamed_ultralytics_keys
 
     cam_keys = _cam_keys()
     cam = {k: v for k, v in cmd.args.items() if k in cam_keys}
@@ -279,6 +283,10 @@ def check_values(cmd: Command) -> tuple[dict, dict]:
         get_cfg(dict(_ultralytics_keys()), dict(ult_only))  # a copy: Ultralytics' checks and messages, no global change
     except (ValueError, TypeError, SyntaxError, KeyError) as e:
         raise UsageError(str(e).split("\n")[0]) from e
+    try:
+        check_ultralytics_numbers(ult_only)  # ranges Ultralytics leaves to fail mid-run (batch=0: ZeroDivisionError)
+    except ValueError as e:
+        raise UsageError(str(e)) from e
     return cam, renamed_ultralytics_keys(ult)
 
 
@@ -349,30 +357,75 @@ def check_source(source: Any) -> None:
         raise UsageError(f"source='{source}' is a '{path.suffix}' file, not an image or video ({formats}).")
 
 
+def check_project(project: Any) -> None:
+    """Check that ``project=`` can hold run folders: not a file, and not below one.
+
+    Raises:
+        UsageError: ``project`` (or a folder above it) is an existing file.
+    """
+    if project is None:
+        return
+    path = Path(str(project)).expanduser()
+    for p in (path, *path.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise UsageError(f"project='{project}' cannot hold run folders: '{p}' is a file. Use a folder path.")
+            return
+
+
 # -- running -----------------------------------------------------------------------------------------------------------
+class Interrupted(KeyboardInterrupt):
+    """A stop signal (SIGINT or SIGTERM) raised as an exception; ``exit_code`` is the shell's 128 + signal number."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+        self.exit_code = 128 + signum
+
+
+def _exit_code(e: BaseException) -> int:
+    return getattr(e, "exit_code", EXIT_INTERRUPTED)
+
+
+#: The signals that stop a run cleanly: Ctrl-C, and what ``timeout``, ``kill``, Docker, Kubernetes and Slurm send.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 class GracefulInterrupt:
-    """Context manager: the first Ctrl-C asks the run to stop after the current batch, a second one aborts."""
+    """Context manager: the first SIGINT or SIGTERM asks the run to stop after the current batch, a second aborts.
+
+    Attributes:
+        requested: a stop signal arrived.
+        signum: the first one that arrived (its exit code is 128 + signum: 130 for SIGINT, 143 for SIGTERM).
+    """
 
     def __init__(self) -> None:
         self.requested = False
-        self._previous: Any = None
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the first signal's number."""
+        return 128 + (self.signum or signal.SIGINT)
 
     def _handler(self, signum: int, frame: Any) -> None:
         if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        _say("Ctrl-C: stopping after the current batch and writing summary.json (press Ctrl-C again to abort).")
+            raise Interrupted(self.signum or signum)
+        self.requested, self.signum = True, signum
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        _say(f"{name}: stopping after the current batch and writing summary.json ({name} again aborts).")
 
     def __enter__(self) -> GracefulInterrupt:
-        try:
-            self._previous = signal.signal(signal.SIGINT, self._handler)
-        except ValueError:  # not the main thread: keep the default behaviour
-            self._previous = None
+        for sig in STOP_SIGNALS:
+            with contextlib.suppress(ValueError):  # not the main thread: keep the default behaviour
+                self._previous[sig] = signal.signal(sig, self._handler)
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+        self._previous = {}
 
 
 def count_inputs(dataset: Any) -> int | None:
@@ -385,12 +438,13 @@ def count_inputs(dataset: Any) -> int | None:
 
     total = 0
     stride = max(int(getattr(dataset, "vid_stride", 1) or 1), 1)
+    bad = getattr(dataset, "skipped", None) or {}  # known-bad videos (ultralytics_cam.sources): not opened again
     for f, is_video in zip(files, flags):
-        if is_video:
+        if is_video and f not in bad:
             cap = cv2.VideoCapture(f)
             total += int(cap.get(cv2.CAP_PROP_FRAME_COUNT) / stride)
             cap.release()
-        else:
+        elif not is_video:
             total += 1
     return total
 
@@ -430,9 +484,10 @@ def run_predict(model: Any, source: Any, cam: dict, ult: dict, verbose: bool) ->
             else:
                 if bar is not None and bar.total and 0 < bar.n < bar.total:
                     bar.total = bar.n  # the estimate counted unreadable images, which yield nothing: end at 100%
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as e:  # a second signal, or one that arrived before the handlers were in place
             stop.requested = True
-        except Exception as e:
+            stop.signum = stop.signum or getattr(e, "signum", signal.SIGINT)
+        except Exception as e:  # (the generator has ended the run and written what it could)
             raise RunError(_failure(predictor, e)) from e
         finally:
             if stop.requested and predictor.cam_run is not None:
@@ -440,12 +495,25 @@ def run_predict(model: Any, source: Any, cam: dict, ult: dict, verbose: bool) ->
             gen.close()  # ends the run: videos renamed into place, summary.json written
             if bar is not None:
                 bar.close()
-    return _report(predictor, seen, time.time() - t0, stop.requested, verbose)
+    code = _report(predictor, seen, time.time() - t0, stop.requested, verbose)
+    return stop.exit_code if code == EXIT_INTERRUPTED else code
 
 
 def _failure(predictor: Any, e: Exception) -> str:
-    where = f" Finished images and summary.json are in {predictor.save_dir}." if predictor.cam_run is not None else ""
-    return f"the run failed: {type(e).__name__}: {e}.{where}"
+    return f"the run failed: {type(e).__name__}: {e}. {_what_exists(predictor)}"
+
+
+def _what_exists(predictor: Any) -> str:
+    """Say what the run left on disk, from what is there (never claim a folder or file that was not created)."""
+    run, save_dir = predictor.cam_run, Path(predictor.save_dir)
+    if run is None or not save_dir.is_dir():
+        return "Nothing was written."
+    done = [_plural(len(run.images), "finished image"), _plural(len(run.videos), "video")]
+    done = [d for d, n in zip(done, (len(run.images), len(run.videos))) if n]
+    has_summary = (save_dir / "summary.json").is_file()
+    if done:
+        return f"{' and '.join(done)}{' and summary.json' if has_summary else ''} are in {save_dir}."
+    return f"No input was finished; {'summary.json is' if has_summary else 'only an empty folder is'} in {save_dir}."
 
 
 def _report(predictor: Any, seen: int, seconds: float, interrupted: bool, verbose: bool) -> int:
@@ -456,14 +524,15 @@ def _report(predictor: Any, seen: int, seconds: float, interrupted: bool, verbos
 
         summary = json.loads(summary_path.read_text(encoding="utf-8"))
     skipped = summary.get("skipped", [])
-    if interrupted:
-        _say(
-            f"interrupted after {_plural(seen, 'image')}; finished outputs and summary.json are in {predictor.save_dir}"
-        )
+    if interrupted and summary.get("status", "interrupted") == "interrupted":  # (a signal after the end: completed)
+        counts = summary.get("counts", {"images": seen, "frames": 0})
+        what = [_plural(n, w) for n, w in ((counts["images"], "image"), (counts["frames"], "video frame")) if n]
+        _say(f"interrupted after {' and '.join(what) or 'no input'}; {_what_exists(predictor)}")
         return EXIT_INTERRUPTED
     if seen == 0:
         reasons = "; ".join(f"{Path(s['source']).name}: {s['reason']}" for s in skipped[:5])
-        raise RunError(f"no input could be explained{' (' + reasons + ')' if reasons else ''}.")
+        where = f" summary.json is in {predictor.save_dir}." if summary else ""
+        raise RunError(f"no input could be explained{' (' + reasons + ')' if reasons else ''}.{where}")
     if verbose:
         counts = summary.get("counts", {"images": seen, "frames": 0})
         what = " and ".join(
@@ -506,6 +575,7 @@ def _predict(cmd: Command, *, demo: bool = False) -> int:
         source = str(ASSETS)
         _say(f"'source' is missing; using 'source={source}'.")
     check_source(source)
+    check_project(ult.get("project"))
     model = load_model(model_name, cmd.task, default=default_model)
     return run_predict(model, source, cam, ult, verbose)
 
@@ -708,20 +778,62 @@ def main(argv: list[str] | None = None) -> int:
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
     argv = sys.argv[1:] if argv is None else list(argv)
+    previous = _terminate_as_interrupt()
     try:
-        return _dispatch(argv)
+        with _logs_on_stderr():
+            return _dispatch(argv)
     except UsageError as e:
         print(f"yolo-cam: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except RunError as e:
         print(f"yolo-cam: error: {e}", file=sys.stderr)
         return EXIT_FAILED
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         print("yolo-cam: interrupted.", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _exit_code(e)
     except Exception as e:
         print(f"yolo-cam: error: the run failed: {type(e).__name__}: {e}", file=sys.stderr)
         return EXIT_FAILED
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class _DropResultsSaved:
+    """Drops Ultralytics' "Results saved to <dir>" line: yolo-cam says itself what it saved, and where."""
+
+    @staticmethod
+    def filter(record: Any) -> bool:
+        return not str(record.msg).startswith("Results saved to")
+
+
+@contextlib.contextmanager
+def _logs_on_stderr() -> Any:
+    """Send Ultralytics' (and so ultralytics-cam's) log lines to stderr, so stdout carries only listings and help."""
+    from ultralytics.utils import LOGGER
+
+    moved = [h for h in LOGGER.handlers if isinstance(h, logging.StreamHandler) and h.stream is sys.stdout]
+    for h in moved:
+        h.setStream(sys.stderr)
+        h.addFilter(_DropResultsSaved)
+    try:
+        yield
+    finally:
+        for h in moved:
+            h.removeFilter(_DropResultsSaved)
+            h.setStream(sys.stdout)
+
+
+def _terminate_as_interrupt() -> Any:
+    """Make SIGTERM raise :class:`Interrupted` as Ctrl-C raises ``KeyboardInterrupt``; return the old handler."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Interrupted(signum)
+
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (yolo-cam called from a worker thread): leave signals alone
+        return None
 
 
 if __name__ == "__main__":

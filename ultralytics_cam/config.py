@@ -7,6 +7,7 @@ itself, with its own messages.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -15,8 +16,10 @@ from .layers import parse_layers
 __all__ = [
     "CAM_DEFAULTS",
     "DEPRECATED_ULTRALYTICS_KEYS",
+    "NUMERIC_ULTRALYTICS_KEYS",
     "REFUSED_ULTRALYTICS_KEYS",
     "CamConfig",
+    "check_ultralytics_numbers",
     "renamed_ultralytics_keys",
     "split_kwargs",
 ]
@@ -100,6 +103,7 @@ def split_kwargs(kwargs: dict[str, Any]) -> tuple[CamConfig, dict[str, Any]]:
 
     cam = {k: v for k, v in kwargs.items() if k in CAM_DEFAULTS}
     rest = renamed_ultralytics_keys({k: v for k, v in kwargs.items() if k not in CAM_DEFAULTS})
+    check_ultralytics_numbers(rest)
     for key, why in REFUSED_ULTRALYTICS_KEYS.items():
         if rest.get(key):
             raise ValueError(f"'{key}' cannot be used with CAM: {why}.")
@@ -116,6 +120,59 @@ def split_kwargs(kwargs: dict[str, Any]) -> tuple[CamConfig, dict[str, Any]]:
             "batch, classes, max_det, half, save, project, name, ...) is accepted too."
         )
     return CamConfig(**cam), rest
+
+
+def _whole(v: Any) -> int | None:
+    """``v`` as an int when it is a whole number (``8``, ``8.0``, ``"8"``), else None; booleans are not numbers."""
+    if isinstance(v, str):
+        v = v.strip()
+        return int(v) if v.lstrip("+-").isdigit() else None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or v in (float("inf"), float("-inf")):
+        return None
+    return int(v) if float(v).is_integer() else None
+
+
+def _imgsz_ok(v: Any) -> bool:
+    if isinstance(v, str):
+        import ast
+
+        try:
+            v = ast.literal_eval(v.strip())
+        except (ValueError, SyntaxError):
+            return False
+    if isinstance(v, (list, tuple)):
+        return 1 <= len(v) <= 2 and all((_whole(x) or 0) >= 1 for x in v)
+    return (_whole(v) or 0) >= 1
+
+
+#: Numeric Ultralytics predict keys and what they accept: (check, allowed values in words). Ultralytics checks their
+#: types (and ``max_det``, ``vid_stride``, ``iou`` ranges) only in its CLI, and ``batch=0`` ends in a ZeroDivisionError
+#: deep in its loader, so both ``model.cam`` and ``yolo-cam`` check them here, before any work.
+NUMERIC_ULTRALYTICS_KEYS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "batch": (lambda v: (_whole(v) or 0) >= 1, "a whole number >= 1 (images per forward pass)"),
+    "imgsz": (_imgsz_ok, "a whole number >= 1, or [height, width] of whole numbers >= 1 (e.g. 640 or [480, 640])"),
+    "max_det": (lambda v: (_whole(v) or 0) >= 1, "a whole number >= 1 (predictions kept per image)"),
+    "vid_stride": (lambda v: (_whole(v) or 0) >= 1, "a whole number >= 1 (1 reads every video frame)"),
+    "line_width": (
+        lambda v: v is None or (_whole(v) is not None and _whole(v) >= 0),
+        "a whole number >= 1 (pixels), or 0 or None for a width scaled to the image",
+    ),
+    "iou": (
+        lambda v: not isinstance(v, bool) and isinstance(v, (int, float)) and 0 <= v <= 1,
+        "a number between 0.0 and 1.0",
+    ),
+}
+
+
+def check_ultralytics_numbers(args: dict[str, Any]) -> None:
+    """Check the numeric Ultralytics predict keys in ``args`` (:data:`NUMERIC_ULTRALYTICS_KEYS`).
+
+    Raises:
+        ValueError: a value is out of range or not a number; the message names the key and what it accepts.
+    """
+    for key, (ok, allowed) in NUMERIC_ULTRALYTICS_KEYS.items():
+        if key in args and not ok(args[key]):
+            raise ValueError(f"{key}={args[key]!r} is not valid: use {allowed}.")
 
 
 def renamed_ultralytics_keys(args: dict[str, Any]) -> dict[str, Any]:

@@ -236,6 +236,9 @@ class CamRun:
         """Return the inputs that produced no output: unsupported file types and unreadable images."""
         out = unsupported_inputs(self.source)
         dataset = getattr(predictor, "dataset", None)
+        recorded = getattr(dataset, "skipped", None)  # ultralytics_cam.sources' loader: each file with its reason
+        if isinstance(recorded, dict):
+            return out + [{"source": f, "reason": reason} for f, reason in recorded.items()]
         files, flags = getattr(dataset, "files", None), getattr(dataset, "video_flag", None)
         if files is None or flags is None:
             return out
@@ -279,6 +282,7 @@ class CamRun:
             "images": self.images,
             "videos": list(self.videos.values()),
             "skipped": skipped,
+            "notes": partly_explained(predictor),
         }
 
     def finish(self, predictor: Any, status: str, error: str | None = None) -> dict:
@@ -287,9 +291,17 @@ class CamRun:
         summary = self.summary(predictor, status, error)
         if self.save_dir.exists() or self.images or self.videos:
             write_run_files(summary, self.save_dir)
+        warned = getattr(getattr(predictor, "dataset", None), "skipped", None) or {}  # the loader warned as it met them
         for s in summary["skipped"]:
-            LOGGER.warning(f"{PREFIX}skipped {s['source']}: {s['reason']}")
+            if s["source"] not in warned:
+                LOGGER.warning(f"{PREFIX}skipped {s['source']}: {s['reason']}")
         return summary
+
+
+def partly_explained(predictor: Any) -> list[dict]:
+    """The inputs explained only in part (a multi-page TIFF: its first page), as ultralytics_cam.sources' loader saw."""
+    notes = getattr(getattr(predictor, "dataset", None), "notes", None) or {}
+    return [{"source": f, "note": n} for f, n in notes.items()]
 
 
 def _recorded_args(args: Any, source: Any) -> dict:

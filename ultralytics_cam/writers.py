@@ -6,11 +6,17 @@ its folder, ``write_run`` writes per-run files (``summary.json``) into the run f
 ============  ==============================================================================================
 detection     ``detection.png``: Ultralytics' own plot of the predictions (boxes, masks, keypoints, labels)
 heatmap       ``heatmap.png``: the CAM overlay at the original size (boxes drawn when ``show_boxes``)
-heatmap_npy   ``heatmap.npy``: the raw combined map, float32 (H, W) in [0, 1]
+heatmap_npy   ``heatmap.npy``: the raw combined map, float32 (H, W) in [0, 1]; huge images: see below
 cam_json      ``cam.json``: model, method, layers, target and, per prediction, class, confidence, box, peak, energy
 maps          with ``save_maps=True``: ``maps.npy`` (n, H, W) and one overlay per prediction in ``maps/``
 summary       ``summary.json`` in the run folder: settings, versions, counts, timings, skipped inputs
 ============  ==============================================================================================
+
+``heatmap.npy`` of a huge image is stored smaller: a map carries no detail finer than the model input it was computed
+on, so when the image's long side exceeds ``max(HEATMAP_NPY_MAX_SIDE, model input side)`` the map is resized (area
+interpolation, values stay in [0, 1]) to that long side, and ``cam.json`` records its ``heatmap_npy`` shape and
+``scale`` (stored / original; 1.0 when stored at full size). An 8000 x 6000 photo at imgsz=640 gives a 2048 x 1536
+map (12.6 MB instead of 192 MB). ``heatmap.png`` and ``CamResult.heatmap`` in Python stay at the original size.
 
 Every file is written atomically: bytes go to a hidden temporary file beside the target, which is then renamed onto
 it, so a crash or Ctrl-C never leaves a half-written file. :func:`write_image_folder` also builds each image's folder
@@ -38,11 +44,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CAM_JSON_SCHEMA",
+    "HEATMAP_NPY_MAX_SIDE",
+    "RUN_LEVEL_NAMES",
     "SaveConfig",
     "WriterSpec",
     "atomic_write_bytes",
     "builtin_writer_specs",
     "cam_record",
+    "heatmap_npy_layout",
     "write_image_file",
     "write_image_folder",
     "write_json",
@@ -53,6 +62,22 @@ __all__ = [
 
 #: Version of the layout of ``cam.json``, ``cam.jsonl`` lines and ``summary.json``; bumped on incompatible changes.
 CAM_JSON_SCHEMA = 1
+
+#: Names in a run folder that belong to the run, not to one input (lower case: file systems may ignore case). A
+#: per-image folder never takes one of them: ``summary.json.jpg`` is saved as ``summary.json-2/``. Every run-level
+#: file or folder a writer, the report, the manifest or an evaluation adds must be listed here.
+RUN_LEVEL_NAMES = frozenset(
+    {
+        "summary.json",  # the run summary (writers: summary)
+        "index.html",  # the browsable report of the run
+        "manifest.jsonl",  # the resume manifest (ultralytics_cam.manifest)
+        "eval.json",  # yolo-cam eval
+        "failures.json",  # yolo-cam val's failure report
+        "failures.csv",
+        "labels",  # Ultralytics' save_txt
+        "crops",  # Ultralytics' save_crop
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -186,12 +211,33 @@ def _write_heatmap(cam: CamResult, folder: Path, config: SaveConfig) -> list[Pat
     return [write_image_file(folder / "heatmap.png", cam.plot())]
 
 
+#: Long side (pixels) above which ``heatmap.npy`` is stored downscaled, unless the model input is larger still.
+HEATMAP_NPY_MAX_SIDE = 2048
+
+
+def heatmap_npy_layout(cam: CamResult) -> dict:
+    """Return the stored shape and scale of ``heatmap.npy`` for ``cam`` (recorded in ``cam.json``)."""
+    h, w = (int(v) for v in cam.geometry.orig_hw)
+    limit = max(HEATMAP_NPY_MAX_SIDE, *(int(v) for v in cam.geometry.input_hw))
+    scale = min(1.0, limit / max(h, w, 1))
+    if scale >= 1.0:
+        return {"height": h, "width": w, "scale": 1.0}
+    return {"height": max(1, round(h * scale)), "width": max(1, round(w * scale)), "scale": round(scale, 6)}
+
+
 def _write_heatmap_npy(cam: CamResult, folder: Path, config: SaveConfig) -> list[Path]:
-    return [write_npy(folder / "heatmap.npy", cam.heatmap.astype(np.float32, copy=False))]
+    heatmap = cam.heatmap.astype(np.float32, copy=False)
+    layout = heatmap_npy_layout(cam)
+    if layout["scale"] < 1.0:
+        import cv2
+
+        heatmap = np.clip(cv2.resize(heatmap, (layout["width"], layout["height"]), interpolation=cv2.INTER_AREA), 0, 1)
+    return [write_npy(folder / "heatmap.npy", heatmap)]
 
 
 def _write_cam_json(cam: CamResult, folder: Path, config: SaveConfig) -> list[Path]:
     record = cam_record(cam, config)
+    record["heatmap_npy"] = heatmap_npy_layout(cam)
     if config.save_maps:
         record["maps"] = "maps.npy"
         for i, p in enumerate(record["predictions"]):
