@@ -124,7 +124,7 @@ def test_a_failing_writer_fails_the_run_without_leaving_partial_folders(model, i
     with pytest.raises(RuntimeError, match="disk full"):
         model.cam(images, save=True, imgsz=64, project=tmp_path / "out")
     save_dir = tmp_path / "out" / "cam"
-    assert sorted(p.name for p in save_dir.iterdir()) == ["a", "summary.json"]
+    assert sorted(p.name for p in save_dir.iterdir()) == ["a", "index.html", "summary.json"]
     assert sorted(p.name for p in (save_dir / "a").iterdir()) == IMAGE_FILES
     summary = json.loads((save_dir / "summary.json").read_text(encoding="utf-8"))
     assert summary["status"] == "failed" and "disk full" in summary["error"]
@@ -158,9 +158,9 @@ def test_atomic_write_leaves_neither_a_half_file_nor_a_temporary(tmp_path, monke
 
 def test_builtin_writers_cover_the_layout():
     specs = builtin_writer_specs()
-    assert [s.name for s in specs] == ["detection", "heatmap", "heatmap_npy", "cam_json", "maps", "summary"]
+    assert [s.name for s in specs] == ["detection", "heatmap", "heatmap_npy", "cam_json", "maps", "summary", "report"]
     assert all(s.summary for s in specs)
-    assert [s.name for s in specs if s.write_run is not None] == ["summary"]
+    assert [s.name for s in specs if s.write_run is not None] == ["summary", "report"]
     with pytest.raises(AttributeError):
         specs[0].name = "x"  # frozen: registries can hand the same spec to everyone
 

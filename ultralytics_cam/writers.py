@@ -10,6 +10,7 @@ heatmap_npy   ``heatmap.npy``: the raw combined map, float32 (H, W) in [0, 1]; h
 cam_json      ``cam.json``: model, method, layers, target and, per prediction, class, confidence, box, peak, energy
 maps          with ``save_maps=True``: ``maps.npy`` (n, H, W) and one overlay per prediction in ``maps/``
 summary       ``summary.json`` in the run folder: settings, versions, counts, timings, skipped inputs
+report        ``index.html`` in the run folder: the browsable report (:mod:`ultralytics_cam.report`)
 ============  ==============================================================================================
 
 ``heatmap.npy`` of a huge image is stored smaller: a map carries no detail finer than the model input it was computed
@@ -74,6 +75,9 @@ RUN_LEVEL_NAMES = frozenset(
         "eval.json",  # yolo-cam eval
         "failures.json",  # yolo-cam val's failure report
         "failures.csv",
+        "eval.csv",  # yolo-cam eval (with eval.json and figures/)
+        "figures",
+        "compare.json",  # yolo-cam compare
         "labels",  # Ultralytics' save_txt
         "crops",  # Ultralytics' save_crop
     }
@@ -263,6 +267,12 @@ def _write_summary(summary: dict, save_dir: Path) -> list[Path]:
     return [write_json(Path(save_dir) / "summary.json", summary)]
 
 
+def _write_report(summary: dict, save_dir: Path) -> list[Path]:
+    from .report import write_run_report  # lazily: only runs that save import it
+
+    return write_run_report(summary, Path(save_dir))
+
+
 def builtin_writer_specs() -> list[WriterSpec]:
     """Return the built-in writers, per-image ones first, in the order they run."""
     return [
@@ -272,6 +282,7 @@ def builtin_writer_specs() -> list[WriterSpec]:
         WriterSpec("cam_json", _write_cam_json, summary="cam.json: provenance and per-prediction statistics"),
         WriterSpec("maps", _write_maps, summary="maps.npy + maps/*.png: every prediction's own map (save_maps=True)"),
         WriterSpec("summary", write_run=_write_summary, summary="summary.json: the run's settings, counts, timings"),
+        WriterSpec("report", write_run=_write_report, summary="index.html: the run's browsable report (sort, filter)"),
     ]
 
 
