@@ -124,7 +124,7 @@ def test_a_failing_writer_fails_the_run_without_leaving_partial_folders(model, i
     with pytest.raises(RuntimeError, match="disk full"):
         model.cam(images, save=True, imgsz=64, project=tmp_path / "out")
     save_dir = tmp_path / "out" / "cam"
-    assert sorted(p.name for p in save_dir.iterdir()) == ["a", "index.html", "summary.json"]
+    assert sorted(p.name for p in save_dir.iterdir()) == ["a", "index.html", "manifest.jsonl", "summary.json"]
     assert sorted(p.name for p in (save_dir / "a").iterdir()) == IMAGE_FILES
     summary = json.loads((save_dir / "summary.json").read_text(encoding="utf-8"))
     assert summary["status"] == "failed" and "disk full" in summary["error"]

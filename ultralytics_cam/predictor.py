@@ -16,9 +16,8 @@ from .engine import CamEngine
 from .geometry import Geometry
 from .plugins import call_result_ready
 from .result import CamResult
-from .sources import SkippingSourcesMixin
 
-__all__ = ["CamPredictorMixin", "attach_cams", "cam_predictor_class"]
+__all__ = ["CamPredictorMixin", "attach_cams", "cam_predictor_class", "drop_done"]
 
 
 class CamPredictorMixin:
@@ -74,7 +73,10 @@ class CamPredictorMixin:
             return
         from .summary import CamRun
 
+        state = self._cam_resume_state()
         self.cam_run = run = CamRun(self, source if source is not None else self.args.source)
+        if state is not None:
+            run.resume_from(state)
         status, error = "completed", None
         try:
             yield from super().stream_inference(source, model, *args, **kwargs)
@@ -90,9 +92,44 @@ class CamPredictorMixin:
         finally:
             run.finish(self, status, error)
 
+    def _cam_resume_state(self) -> Any:
+        """With ``resume``: point the run at the folder to resume and return what its manifest proves (else None)."""
+        resume = getattr(self.args, "resume", False)
+        if not resume:
+            return None
+        from ._logging import LOGGER, PREFIX
+        from .manifest import Manifest, resume_dir
+
+        folder = resume_dir(self.save_dir, self.args.name or "cam", resume)
+        if folder is None:
+            LOGGER.info(f"{PREFIX}resume: no earlier run of '{self.args.name}' to resume, starting {self.save_dir}")
+            return None
+        self.save_dir = folder
+        return Manifest(folder).state()
+
+    def setup_source(self, source: Any, stride: int | None = None) -> None:
+        """Ultralytics' source; when resuming, without the images and videos the run already completed.
+
+        The files are listed by Ultralytics' own loader (folders, globs, ``.txt``/``.csv`` lists), then the completed
+        ones are taken out of it before anything is read, so a resumed run decodes only what is left.
+        """
+        super().setup_source(source, stride)
+        run = self.cam_run if self.args.save else None  # (a run object stays on the predictor after it ended)
+        if run is not None and run.previous.done:
+            drop_done(self.dataset, run.previous.done)
+            # the folder names the completed images hold are taken: later same-stem images keep their -2, -3, ...
+            self._cam_taken = {line["folder"] for line in run.previous.images.values()} | {
+                line["folder"] for line in run.previous.videos.values()
+            }
+
+    _cam_taken: set | None = None
+
     def write_results(self, i: int, p: Any, im: Any, s: list[str]) -> str:
         """Ultralytics' own bookkeeping and log line; remembers which row :meth:`save_predicted_images` saves."""
         self._cam_row = i
+        if self._cam_taken is not None and isinstance(getattr(self, "_bases", None), set):
+            self._bases |= self._cam_taken  # Ultralytics de-duplicates output names against this set
+            self._cam_taken = None
         return super().write_results(i, p, im, s)
 
     def save_predicted_images(self, save_path: Any, frame: int | None = 0) -> None:
@@ -116,6 +153,29 @@ class CamPredictorMixin:
         finally:
             self.args.save_frames = save_frames
         self.cam_run.save_frame(result, save_path, frame, frames_dir=save_frames)
+        if frame is not None and frame == getattr(self.dataset, "frames", None):
+            self.cam_run.complete_videos.add(str(result.path))  # its last frame: a resume need not redo it
+
+
+def drop_done(dataset: Any, done: set[str]) -> None:
+    """Take the completed files out of an Ultralytics ``LoadImagesAndVideos`` before it reads anything."""
+    files, flags = getattr(dataset, "files", None), getattr(dataset, "video_flag", None)
+    if files is None or flags is None:
+        return  # streams, arrays, tensors: nothing to resume by file
+    keep = [(f, v) for f, v in zip(files, flags) if f not in done]
+    if len(keep) == len(files):
+        return
+    dataset.files = [f for f, _ in keep]
+    dataset.video_flag = [v for _, v in keep]
+    dataset.nf = len(keep)
+    dataset.ni = sum(not v for _, v in keep)
+    if getattr(dataset, "cap", None) is not None:
+        dataset.cap.release()
+        dataset.cap = None
+    videos = [f for f, v in keep if v]
+    if videos:
+        dataset._new_video(videos[0])  # the loader opens its first video up front; it may have been a completed one
+    dataset.mode = "video" if dataset.ni == 0 else "image"
 
 
 def attach_cams(
@@ -142,5 +202,4 @@ def attach_cams(
 @functools.cache
 def cam_predictor_class(predictor_cls: type) -> type:
     """Return the CAM predictor class for a task predictor class (cached, so one class per task)."""
-    bases = (CamPredictorMixin, SkippingSourcesMixin, predictor_cls)  # bad files are skipped, never the run
-    return type(f"Cam{predictor_cls.__name__}", bases, {"__module__": __name__})
+    return type(f"Cam{predictor_cls.__name__}", (CamPredictorMixin, predictor_cls), {"__module__": __name__})

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ._logging import LOGGER, PREFIX
+from .manifest import Manifest, ResumeState, check_resumable, clean_partials
 from .writers import (
     CAM_JSON_SCHEMA,
     SaveConfig,
@@ -33,6 +34,8 @@ __all__ = ["VIDEO_PARTIAL", "CamRun", "unsupported_inputs", "versions"]
 #: the writer's own: ``.avi`` on Linux, ``.mp4`` on macOS).
 VIDEO_PARTIAL = ".heatmap-partial.mp4"
 JSONL_PARTIAL = ".cam-partial.jsonl"
+#: The reason ``summary.json`` gives for an image file that could not be decoded.
+UNREADABLE = "could not be read as an image (corrupt, empty or truncated file)"
 
 #: The Ultralytics options recorded in ``summary.json`` even when they are at their defaults.
 RECORDED_ARGS = (
@@ -128,7 +131,7 @@ class CamRun:
         self.save_dir = Path(predictor.save_dir)
         self.source = source
         self.interrupt_requested = False
-        self.started = time.time()
+        self.started = self._t0 = time.time()
         self.config = SaveConfig(
             save_maps=bool(predictor.cam_config.save_maps),
             plot={
@@ -148,6 +151,57 @@ class CamRun:
         self._frames = 0
         self._predictions = 0
         self._saved_paths: set[str] = set()
+        # resumable runs (SPEC §11): every published image / finished video is recorded in manifest.jsonl
+        self.manifest: Manifest | None = None
+        self.previous = ResumeState()  # what earlier sessions of this run completed (empty for a new run)
+        self.engine = "local"
+        self.unreadable: list[dict] = []  # images that could not be decoded, reported by the engine (engine=ray)
+        self.complete_videos: set[str] = set()  # videos whose last frame was saved
+
+    # -- resuming ----------------------------------------------------------------------------------------------------
+    def resume_from(self, state: ResumeState) -> None:
+        """Continue the run recorded by ``state`` (this run's folder): check settings, clean up, count its outputs.
+
+        Raises:
+            ValueError: the settings differ from the run's own in a way that changes the outputs.
+        """
+        check_resumable(state.sessions, self.settings, self.save_dir)
+        for p in clean_partials(self.save_dir):
+            LOGGER.info(f"{PREFIX}removed {p.name}, left in {p.parent} by the interrupted run")
+        self.previous = state
+        if state.sessions:
+            self.started = state.sessions[0].get("time", self.started)
+        for line in state.images.values():
+            self.add_image(line)
+        self._predictions += sum(v.get("predictions", 0) for v in state.videos.values())
+        LOGGER.info(
+            f"{PREFIX}resuming {self.save_dir}: {len(state.images)} images and {len(state.videos)} videos are complete"
+            + (f", {len(state.redo)} half-written outputs will be redone" if state.redo else "")
+        )
+
+    def _log(self, entry: dict) -> None:
+        """Append a manifest line (the session's ``run`` line first)."""
+        if self.manifest is None:
+            self.manifest = Manifest(self.save_dir)
+            self.manifest.append(
+                {"event": "run", "schema_version": CAM_JSON_SCHEMA, "engine": self.engine, "settings": self.settings}
+            )
+        self.manifest.append(entry)
+
+    def add_image(self, line: dict) -> None:
+        """Count an image saved elsewhere (an earlier session, a Ray worker) from its manifest line."""
+        self.images.append({k: line[k] for k in ("source", "folder", "predictions", "ms")})
+        for k, v in (line.get("speed") or {}).items():
+            if k in self._speed_sums:
+                self._speed_sums[k] += v
+        self.write_seconds += (line.get("speed") or {}).get("write", 0.0) / 1e3
+        self._predictions += line["predictions"]
+        self._saved_paths.add(line["source"])
+
+    def record_image(self, line: dict) -> None:
+        """Record an image saved by a Ray worker (:meth:`write_image`): count it and append its manifest line."""
+        self.add_image(line)
+        self._log(line)
 
     # -- recording ---------------------------------------------------------------------------------------------------
     def _timed(self, result: Any, t0: float) -> None:
@@ -160,19 +214,30 @@ class CamRun:
     def save_image(self, result: Any, save_path: Path) -> list[Path]:
         """Write the folder of ``result``, named after ``save_path``'s stem (Ultralytics' de-duplicated name)."""
         t0 = time.perf_counter()
+        files, line = self.write_image(result, save_path)
+        self.images.append({k: line[k] for k in ("source", "folder", "predictions", "ms")})
+        self._timed(result, t0)
+        self._log(line)
+        return files
+
+    def write_image(self, result: Any, save_path: Path) -> tuple[list[Path], dict]:
+        """Write the folder of ``result`` without recording it; return its files and its manifest line.
+
+        A Ray worker writes with this and leaves the recording to the driver (:meth:`record_image`).
+        """
+        t0 = time.perf_counter()
         folder = self.save_dir / Path(save_path).stem
         config = SaveConfig(**{**self.config.__dict__, "source": str(result.path)})
         files = write_image_folder(result.cam, folder, config)
-        self.images.append(
-            {
-                "source": str(result.path),
-                "folder": folder.name,
-                "predictions": len(result.cam),
-                "ms": round(sum(float(v or 0) for v in (result.speed or {}).values()), 2),
-            }
-        )
-        self._timed(result, t0)
-        return files
+        line = {
+            "event": "image",
+            "source": str(result.path),
+            "folder": folder.name,
+            "predictions": len(result.cam),
+            "ms": round(sum(float(v or 0) for v in (result.speed or {}).values()), 2),
+            **image_line_extras(result, files, folder, t0),
+        }
+        return files, line
 
     def video_folder(self, result: Any, save_path: Path) -> Path:
         """Return (creating it) the folder of the video ``result`` is a frame of."""
@@ -231,10 +296,17 @@ class CamRun:
                     "files": files,
                 },
             )
+            if video["source"] in self.complete_videos:  # a video stopped part-way is redone by a resume
+                sizes = {name: (folder / name).stat().st_size for name in [*files, "cam.json"]}
+                self._log({"event": "video", **video, "files": sizes})
+
+    def _previous_videos(self) -> list[dict]:
+        keys = ("source", "folder", "frames", "predictions", "files")
+        return [{k: v[k] for k in keys if k in v} for v in self.previous.videos.values()]
 
     def skipped(self, predictor: Any) -> list[dict]:
         """Return the inputs that produced no output: unsupported file types and unreadable images."""
-        out = unsupported_inputs(self.source)
+        out = unsupported_inputs(self.source) + self.unreadable
         dataset = getattr(predictor, "dataset", None)
         recorded = getattr(dataset, "skipped", None)  # ultralytics_cam.sources' loader: each file with its reason
         if isinstance(recorded, dict):
@@ -249,12 +321,12 @@ class CamRun:
         reached = min(int(getattr(dataset, "count", 0)), len(files))
         for f, is_video in zip(files[:reached], flags[:reached]):
             if not is_video and f not in decoded:
-                out.append({"source": f, "reason": "could not be read as an image (corrupt, empty or truncated file)"})
+                out.append({"source": f, "reason": UNREADABLE})
         return out
 
     def summary(self, predictor: Any, status: str, error: str | None = None) -> dict:
         """Return the content of ``summary.json``."""
-        seconds = time.time() - self.started
+        seconds = self.previous.seconds + time.time() - self._t0  # earlier sessions' working time, then this one
         n = len(self.images) + self._frames
         skipped = self.skipped(predictor)
         speed = {k: round(v / n, 2) for k, v in self._speed_sums.items()} if n else {}
@@ -269,18 +341,19 @@ class CamRun:
             "save_dir": str(self.save_dir),
             "started": datetime.fromtimestamp(self.started, timezone.utc).isoformat(timespec="seconds"),
             "seconds": round(seconds, 3),
+            "sessions": len(self.previous.sessions) + 1,
             "settings": self.settings,
             "versions": versions(),
             "counts": {
                 "images": len(self.images),
-                "videos": len(self.videos),
-                "frames": self._frames,
+                "videos": len(self.videos) + len(self.previous.videos),
+                "frames": self._frames + sum(v.get("frames", 0) for v in self.previous.videos.values()),
                 "predictions": self._predictions,
                 "skipped": len(skipped),
             },
             "ms_per_image": speed,
             "images": self.images,
-            "videos": list(self.videos.values()),
+            "videos": [*self._previous_videos(), *self.videos.values()],
             "skipped": skipped,
             "notes": partly_explained(predictor),
         }
@@ -291,6 +364,9 @@ class CamRun:
         summary = self.summary(predictor, status, error)
         if self.save_dir.exists() or self.images or self.videos:
             write_run_files(summary, self.save_dir)
+        if self.manifest is not None:
+            self.manifest.append({"event": "end", "status": status, "error": error})
+            self.manifest.close()
         warned = getattr(getattr(predictor, "dataset", None), "skipped", None) or {}  # the loader warned as it met them
         for s in summary["skipped"]:
             if s["source"] not in warned:
@@ -304,11 +380,20 @@ def partly_explained(predictor: Any) -> list[dict]:
     return [{"source": f, "note": n} for f, n in notes.items()]
 
 
+def image_line_extras(result: Any, files: list[Path], folder: Path, t0: float) -> dict:
+    """The parts of an ``image`` manifest line besides its summary record: per-phase timings and file sizes."""
+    speed = {k: float((result.speed or {}).get(k) or 0.0) for k in ("preprocess", "inference", "postprocess")}
+    speed["write"] = (time.perf_counter() - t0) * 1e3
+    sizes = {Path(f).relative_to(folder).as_posix(): Path(f).stat().st_size for f in files}
+    return {"speed": {k: round(v, 3) for k, v in speed.items()}, "files": sizes}
+
+
 def _recorded_args(args: Any, source: Any) -> dict:
     """The Ultralytics options of a run: the important ones always, the others when not at their defaults."""
     from ultralytics.utils import DEFAULT_CFG_DICT
 
-    skip = {"mode", "save_dir", "cfg", "tracker", "verbose"}  # verbose: how the run logged, not what it made
+    # verbose and resume: how the run logged and was started, not what it made
+    skip = {"mode", "save_dir", "cfg", "tracker", "verbose", "resume"}
     out = {}
     for k, v in vars(args).items():
         if k in skip:

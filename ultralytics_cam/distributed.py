@@ -1,0 +1,254 @@
+"""``engine=ray``: the same saving CAM run on a Ray Data actor pool (SPEC §11).
+
+The driver lists the source with Ultralytics' own loader (the same files, order and output names as a local run),
+takes out what an earlier session completed (``resume``), and streams the rest through ``map_batches`` with a
+callable class: each actor builds the CAM predictor once (:func:`ultralytics_cam.api.cam_predictor`, one GPU per actor
+when the cluster has GPUs), reads its images with Ultralytics' ``imread`` and writes each image's folder with the run's
+own writers (:meth:`ultralytics_cam.summary.CamRun.write_image`). The driver records every finished image in the
+manifest as it arrives and writes ``summary.json`` at the end, so the run folder is the one a local run writes.
+
+Ray is an optional extra (``pip install "ultralytics-cam[ray]"``) and is imported only when this engine runs.
+``ray.init`` starts a local cluster with the machine's cores, or joins the cluster named by ``RAY_ADDRESS``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ._logging import LOGGER, PREFIX
+
+__all__ = ["RAY_INSTALL_HINT", "cam_ray", "import_ray", "output_names"]
+
+RAY_INSTALL_HINT = 'engine=ray needs Ray Data: pip install "ultralytics-cam[ray]"'
+#: Environment variables the actors need to behave as the driver (offline mode, Ultralytics settings, verbosity).
+FORWARDED_ENV = ("YOLO_OFFLINE", "YOLO_CONFIG_DIR", "YOLO_VERBOSE")
+
+
+def import_ray() -> Any:
+    """Import Ray with Ray Data, or fail with the command that installs it.
+
+    Raises:
+        ImportError: Ray (or its ``data`` extra) is not installed; the message says how to install it.
+    """
+    try:
+        import ray
+        import ray.data
+    except ImportError as e:
+        raise ImportError(f"{RAY_INSTALL_HINT} ({e}).") from e
+    return ray
+
+
+def output_names(files: list[str], taken: set[str]) -> list[str]:
+    """Return each file's output folder name, de-duplicated in order as Ultralytics' predictor does.
+
+    Same-stem files get ``bus``, ``bus-2``, ...; the names in ``taken`` (folders of a resumed run) are already in use.
+    """
+    bases, out = set(taken), []
+    for f in files:
+        stem = Path(f).stem
+        base, k = stem, 1
+        while base in bases:
+            k += 1
+            base = f"{stem}-{k}"
+        bases.add(base)
+        out.append(base)
+    return out
+
+
+class CamWorker:
+    """One actor of the pool: loads the model and builds the CAM predictor once, then explains batches of files."""
+
+    def __init__(self, model: Any, task: str | None, save_dir: str, kwargs: dict, read_flag: int) -> None:
+        """Build the predictor (``model`` is a weights path or an Ultralytics model put in the object store)."""
+        from .api import cam_predictor
+        from .summary import CamRun
+
+        if isinstance(model, (str, Path)):
+            from ultralytics import RTDETR, YOLO
+
+            model = RTDETR(str(model)) if "rtdetr" in Path(str(model)).stem.lower() else YOLO(str(model), task=task)
+        self.predictor = cam_predictor(model, **{**kwargs, "save": False, "verbose": False})
+        self.predictor.save_dir = Path(save_dir)
+        self.run = CamRun(self.predictor, None)
+        self.read_flag = read_flag
+
+    def __call__(self, batch: dict) -> dict:
+        """Explain and write each file of ``batch``; return one JSON manifest line (or an error) per file."""
+        from ultralytics.utils.patches import imread
+
+        from .summary import UNREADABLE
+
+        lines, errors = [], []
+        for source, folder in zip(batch["source"], batch["folder"]):
+            source, folder = str(source), str(folder)
+            im = imread(source, flags=self.read_flag)  # what Ultralytics' LoadImagesAndVideos reads the file with
+            if im is None:
+                lines.append("")
+                errors.append(UNREADABLE)
+                continue
+            (result,) = self.predictor(source=im, stream=False)
+            result.path = source
+            _, line = self.run.write_image(result, self.run.save_dir / (folder + Path(source).suffix))
+            lines.append(json.dumps(line, ensure_ascii=False))
+            errors.append("")
+        return {"index": batch["index"], "source": batch["source"], "line": lines, "error": errors}
+
+
+def _init_ray(ray: Any) -> None:
+    """Join the cluster of ``RAY_ADDRESS``, or start a local one with this machine's cores (once per process)."""
+    if ray.is_initialized():
+        return
+    address = os.environ.get("RAY_ADDRESS")
+    LOGGER.info(f"{PREFIX}engine=ray: {'joining ' + address if address else 'starting a local Ray cluster'}")
+    ray.init(address=address or None, include_dashboard=False, log_to_driver=False)
+
+
+def cam_ray(
+    model: Any,
+    source: Any,
+    *,
+    workers: int | None = None,
+    batch_size: int = 4,
+    progress: Callable[[int, int], None] | None = None,
+    **kwargs: Any,
+) -> dict:
+    """Run a saving CAM run over the images of ``source`` on a Ray Data actor pool; return its ``summary.json``.
+
+    Args:
+        model: a weights path (each actor loads it) or an Ultralytics model (put in Ray's object store).
+        source: a folder, glob, file, or ``.txt``/``.csv`` list of images that every worker can read.
+        workers: actors in the pool (default: one per GPU, else one per CPU of the cluster less one, at least one).
+        batch_size: files per ``map_batches`` call (a unit of work handed to one actor).
+        progress: called as ``progress(done, total)`` after every image (the CLI's progress bar).
+        **kwargs: what :func:`ultralytics_cam.cam` takes: CAM options and Ultralytics predict arguments, including
+            ``project``, ``name`` and ``resume``.
+
+    Returns:
+        The run's summary (also written to ``<save_dir>/summary.json``).
+
+    Raises:
+        ImportError: Ray Data is not installed (with the install command).
+        ValueError: the source holds videos (run them with the local engine), or a resumed run's settings differ.
+    """
+    ray = import_ray()
+    import cv2
+    from ultralytics import YOLO
+    from ultralytics.data.loaders import LoadImagesAndVideos
+
+    from .api import cam_predictor
+    from .summary import CamRun
+
+    kwargs = {k: v for k, v in kwargs.items() if k not in ("save", "engine", "workers")}
+    task = kwargs.get("task")
+    path = model if isinstance(model, (str, Path)) else getattr(model, "ckpt_path", None)
+    loaded = YOLO(str(model), task=task) if isinstance(model, (str, Path)) else model
+    device = kwargs.get("device")
+    # The driver only names the run folder and records settings: its predictor is never run, so it stays on the CPU.
+    driver = cam_predictor(loaded, **{**kwargs, "save": True, "verbose": False, "device": "cpu"})
+    state = driver._cam_resume_state()
+    run = CamRun(driver, source)
+    run.engine = "ray"
+    run.settings["ultralytics"]["device"] = device
+    if state is not None:
+        run.resume_from(state)
+
+    listing = LoadImagesAndVideos(source)
+    listing.close()
+    videos = [f for f, v in zip(listing.files, listing.video_flag) if v]
+    if videos:
+        raise ValueError(
+            f"engine=ray explains images; {len(videos)} videos in source={source!r} ({Path(videos[0]).name}, ...) "
+            "are read frame by frame by one process: run them with the local engine."
+        )
+    order = {f: i for i, f in enumerate(listing.files)}
+    todo = [f for f in listing.files if f not in run.previous.done]
+    taken = {line["folder"] for line in run.previous.images.values()}
+    rows = [{"index": order[f], "source": f, "folder": n} for f, n in zip(todo, output_names(todo, taken))]
+
+    status, error = "completed", None
+    try:
+        if rows:
+            _run_pool(
+                ray,
+                run,
+                rows,
+                path or ray_put(ray, loaded),
+                task or loaded.task,
+                kwargs,
+                workers,
+                batch_size,
+                progress,
+                cv2.IMREAD_GRAYSCALE if getattr(driver.model, "channels", 3) == 1 else cv2.IMREAD_COLOR,
+            )
+        else:
+            LOGGER.info(f"{PREFIX}nothing left to do in {run.save_dir}: every image is complete")
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    except Exception as e:
+        status, error = "failed", f"{type(e).__name__}: {e}"
+        raise
+    finally:
+        run.images.sort(key=lambda r: order.get(r["source"], -1))
+        run.unreadable.sort(key=lambda r: order.get(r["source"], -1))
+        summary = run.finish(driver, status, error)
+    return summary
+
+
+def ray_put(ray: Any, model: Any) -> Any:
+    """Put an in-memory model (no weights file) in the object store, for every actor to load once."""
+    return ray.put(model)
+
+
+def _run_pool(
+    ray: Any,
+    run: Any,
+    rows: list[dict],
+    model: Any,
+    task: str,
+    kwargs: dict,
+    workers: int | None,
+    batch_size: int,
+    progress: Callable[[int, int], None] | None,
+    read_flag: int,
+) -> None:
+    """Stream ``rows`` through the actor pool and record each image in the run as its result arrives."""
+    _init_ray(ray)
+    resources = ray.cluster_resources()
+    gpus = int(resources.get("GPU", 0)) if str(kwargs.get("device", "")) != "cpu" else 0
+    if workers is None:
+        workers = gpus or max(1, int(resources.get("CPU", 1)) - 1)
+    env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
+    LOGGER.info(f"{PREFIX}engine=ray: {len(rows)} images, {workers} workers{', 1 GPU each' if gpus else ''}")
+    ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), workers * 4)))
+    ds = ds.map_batches(
+        CamWorker,
+        batch_size=batch_size,
+        compute=ray.data.ActorPoolStrategy(size=workers),
+        num_gpus=1 if gpus else 0,
+        fn_constructor_kwargs={
+            "model": model,
+            "task": task,
+            "save_dir": str(run.save_dir),
+            "kwargs": kwargs,
+            "read_flag": read_flag,
+        },
+        # A crashed actor is restarted and its batch retried: Ray Data's own defaults for actor pools
+        # (max_restarts=-1, max_task_retries=-1). A retried batch rewrites the same folders (each one atomically), and
+        # only the driver records images in the manifest, once each, as their results arrive.
+        runtime_env={"env_vars": env} if env else None,
+    )
+    done = 0
+    for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+        for source, line, err in zip(batch["source"], batch["line"], batch["error"]):
+            if err:
+                run.unreadable.append({"source": str(source), "reason": str(err)})
+            else:
+                run.record_image(json.loads(str(line)))
+            done += 1
+            if progress is not None:
+                progress(done, len(rows))
