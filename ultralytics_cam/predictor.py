@@ -16,6 +16,7 @@ from .engine import CamEngine
 from .geometry import Geometry
 from .plugins import call_result_ready
 from .result import CamResult
+from .sources import SkippingSourcesMixin
 
 __all__ = ["CamPredictorMixin", "attach_cams", "cam_predictor_class", "drop_done"]
 
@@ -202,4 +203,5 @@ def attach_cams(
 @functools.cache
 def cam_predictor_class(predictor_cls: type) -> type:
     """Return the CAM predictor class for a task predictor class (cached, so one class per task)."""
-    return type(f"Cam{predictor_cls.__name__}", (CamPredictorMixin, predictor_cls), {"__module__": __name__})
+    bases = (CamPredictorMixin, SkippingSourcesMixin, predictor_cls)  # bad files are skipped, never the run
+    return type(f"Cam{predictor_cls.__name__}", bases, {"__module__": __name__})
