@@ -32,11 +32,17 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
+def app_cwd(tmp_path_factory):
+    """The folder the app is started in (its Browse panel starts there)."""
+    return tmp_path_factory.mktemp("app")
+
+
+@pytest.fixture(scope="module")
+def app_url(app_cwd):
     """Start ``yolo-cam app`` on a free port; yield its URL; stop it."""
     pytest.importorskip("gradio")
     port = _free_port()
-    cwd = tmp_path_factory.mktemp("app")
+    cwd = app_cwd
     log = open(cwd / "app.log", "w+", encoding="utf-8")  # noqa: SIM115  (closed below, after the process)
     proc = subprocess.Popen(
         [sys.executable, "-m", "ultralytics_cam.cli", "app", f"port={port}"],
@@ -188,3 +194,16 @@ def test_bad_weights_show_the_error_and_advice(page, tmp_path):
     assert "Choose a .pt file saved by Ultralytics" in page.inner_text("#cam-advice")
     body = page.inner_text("body")
     assert "Traceback" not in body and 'File "' not in body
+
+
+def test_browse_picks_the_folder_of_a_ticked_image(page, app_cwd):
+    folder = app_cwd / "照片"
+    folder.mkdir()
+    for png in sorted((ROOT / "ultralytics_cam" / "assets" / "demo").glob("*.png"))[:2]:
+        (folder / png.name).write_bytes(png.read_bytes())
+    page.get_by_text("Browse (tick any image").click()
+    page.locator("li", has_text="照片").locator('[aria-label="expand directory"]').first.click(force=True)
+    page.locator("li", has_text="shapes_1.png").last.locator("input[type=checkbox]").first.check()
+    page.wait_for_function(
+        f"document.querySelector('#cam-source textarea, #cam-source input').value === {json.dumps(str(folder))}"
+    )

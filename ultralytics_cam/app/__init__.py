@@ -85,7 +85,6 @@ def launch(
         inbrowser=False,
         quiet=True,
         footer_links=[],
-        run_history=False,
         css=CSS,
     )
     return blocks, url

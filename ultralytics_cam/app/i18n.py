@@ -32,9 +32,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "zh-Hant": "本機上的輸入圖片資料夾（或單張圖片）",
     },
     "browse": {
-        "en": "Browse folders (click one to use it as the input)",
-        "zh-Hans": "浏览文件夹（点击即可设为输入）",
-        "zh-Hant": "瀏覽資料夾（點選即可設為輸入）",
+        "en": "Browse (tick any image to use its folder as the input)",
+        "zh-Hans": "浏览（勾选任意一张图片，即以其所在文件夹为输入）",
+        "zh-Hant": "瀏覽（勾選任意一張圖片，即以其所在資料夾為輸入）",
     },
     "uploads": {
         "en": "…or upload images (used instead of the folder when given)",

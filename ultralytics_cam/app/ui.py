@@ -60,8 +60,11 @@ def build_app(
         return gr.update(value=file) if file else gr.skip()
 
     def on_browse(selected: Any) -> Any:
+        # Gradio's explorer ticks files, not folders: a ticked image stands for its folder, the usual input.
         path = selected[0] if isinstance(selected, list) and selected else selected
-        return gr.update(value=str(path)) if path else gr.skip()
+        if not path:
+            return gr.skip()
+        return gr.update(value=str(Path(path).parent if Path(path).is_file() else path))
 
     def on_start(*values: Any) -> str:
         keys = ("model", "source", "uploads", "project", "method", "layers", "device", "conf", "max_det", "imgsz")
