@@ -137,8 +137,9 @@ def test_scores_that_do_not_depend_on_the_layers_give_empty_maps_and_a_warning(a
         AnchorHeadAdapter, "target_values", lambda self, *a, **k: [v * 0 for v in original(self, *a, **k)]
     )
     caplog.set_level(logging.WARNING, logger="ultralytics.cam")
-    (r,) = yaml_model("yolo11n.yaml").cam(str(assets / "bus.jpg"), conf=1e-4, imgsz=160, max_det=2)
-    assert len(r.cam) == 2 and r.cam.maps.max() == 0
+    model = yaml_model("yolo11n.yaml")
+    (r,) = model.cam(str(assets / "bus.jpg"), conf=1e-4, imgsz=160, max_det=2, head_replay=False)  # the dense path
+    assert len(r.cam) == 2 and r.cam.path == "dense" and r.cam.maps.max() == 0
     assert "do not depend on layers [16, 19, 22]" in caplog.text
 
 
@@ -148,7 +149,7 @@ def test_chunked_backward_equals_one_backward(assets, monkeypatch):
 
     model = yaml_model("yolo11n.yaml")
     src = [str(assets / "bus.jpg"), str(assets / "zidane.jpg")]
-    kw = {"conf": 1e-4, "imgsz": 160, "max_det": 5, "batch": 2}
+    kw = {"conf": 1e-4, "imgsz": 160, "max_det": 5, "batch": 2, "head_replay": False}  # the dense path chunks
     whole = model.cam(src, **kw)
     monkeypatch.setattr(engine, "GRADIENT_BUDGET_BYTES", 1)  # one slot per chunk: one backward per prediction
     monkeypatch.setattr(engine, "CPU_GRADIENT_BUDGET_BYTES", 1)

@@ -81,17 +81,19 @@ def test_requires_grad_false_models_stay_false(assets):
     assert_unchanged(model, before)
 
 
-def test_no_hooks_left_after_an_error(assets, monkeypatch):
+@pytest.mark.parametrize("head_replay", [True, False])
+def test_no_hooks_left_after_an_error(assets, monkeypatch, head_replay):
+    """A method that fails, on the local head replay path and on the dense path."""
     from ultralytics_cam.methods.gradcam import HiResCAM
 
-    def boom(self, acts, grads, ctx):
+    def boom(self, *args):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(HiResCAM, "layer_map", boom)
+    monkeypatch.setattr(HiResCAM, "local_layer_map" if head_replay else "layer_map", boom)
     model = yaml_model("yolo11n.yaml")
     before = snapshot(model)
     with pytest.raises(RuntimeError, match="boom"):
-        model.cam(str(assets / "bus.jpg"), conf=1e-4, imgsz=128, max_det=2)
+        model.cam(str(assets / "bus.jpg"), conf=1e-4, imgsz=128, max_det=2, head_replay=head_replay)
     assert_unchanged(model, before)
 
 

@@ -16,6 +16,15 @@ The batched backward packs predictions into "slots": slot j holds the j-th predi
 do not interact in an eval-mode forward, so the gradient of slot j at image b is exactly the gradient of image b's
 j-th prediction, and the backward costs max(predictions per image) vector-Jacobian products instead of their total.
 When those gradients would not fit in :data:`GRADIENT_BUDGET_BYTES`, the slots are split into chunks.
+
+On YOLO anchor heads read through ``layers="auto"`` (the head's inputs), gradient methods take the **local path**
+instead (:mod:`ultralytics_cam.replay`): a plain inference forward keeps the head inputs, and each prediction's exact
+gradient comes from replaying its head branch on its small window of the input, all predictions as one tiny batch.
+The dense backward stays the general path (other layers, mask and plugin targets, RT-DETR, classify, second-order
+methods); both give the same maps (oracle tests). The path taken is logged and recorded in ``cam.json``.
+
+Maps come out as :class:`~ultralytics_cam.maps.CamMaps`: per-layer maps at each layer's own resolution, upsampled,
+fused and normalised only when asked for, patch by patch.
 """
 
 from __future__ import annotations
@@ -32,8 +41,9 @@ from .config import CamConfig
 from .errors import LayerError, UnsupportedModelError
 from .heads import Selection, adapter_for
 from .layers import Layer, describe_layers, resolve_layers
+from .maps import CamMaps
 from .methods import CamMethod, LayerContext, create_method
-from .methods.base import minmax
+from .methods.base import LocalGradients, minmax
 from .targets import TargetContext, get_target_spec
 
 __all__ = ["CPU_GRADIENT_BUDGET_BYTES", "GRADIENT_BUDGET_BYTES", "CamEngine", "ForwardPass"]
@@ -58,6 +68,7 @@ class ForwardPass:
     head_out: Any  # the head's own output (predictions, raw tensors), still attached to the graph
     acts: list[torch.Tensor]  # per target layer, (B, C, h, w)
     image: torch.Tensor  # (B, 3, H, W) model input
+    graph: bool = True  # whether the autograd graph was recorded (False on the local path)
 
 
 class CamEngine:
@@ -100,6 +111,41 @@ class CamEngine:
         )
         self.fp16 = bool(getattr(backend, "fp16", False))
         self._rematch = False  # set per explained pass: True on augmented inputs for non-positional heads
+        self.blocks, reason = self._local_plan()
+        self.path = "forward" if not self.method.needs_gradients else "local" if self.blocks else "dense"
+        LOGGER.debug(f"{PREFIX}{self.method.name} takes the {self.path} path: {reason}")
+
+    def _local_plan(self) -> tuple[dict, str]:
+        """The head branches the local head replay runs for this method, target and layers, or {} and why not."""
+        from .heads import AnchorHeadAdapter
+        from .replay import BranchError, head_blocks
+
+        method, adapter, target = self.method, self.adapter, self.target
+        if not method.needs_gradients:
+            return {}, "the method needs no backward (one forward pass)"
+        if method.second_order:
+            return {}, f"{method.name} needs second derivatives"
+        if not self.config.head_replay:
+            return {}, "head_replay=False"
+        if not self.layers or any(layer.head_input is None for layer in self.layers):
+            return {}, "explicit layers are read through every path to the score (layers='auto' reads the head inputs)"
+        if not isinstance(adapter, AnchorHeadAdapter):
+            return {}, f"{type(adapter.head).__name__} predictions do not come from windows of the head input"
+        needed = adapter.TARGET_BLOCKS.get(target.name) if target.provider == "ultralytics-cam" else None
+        if needed is None:
+            why = "it reads the mask prototypes, which span the box" if target.name == "mask" else "a plugin target"
+            return {}, f"target '{target.name}': {why}"
+        needed = {*needed, "scores"} if method.transforms_targets else set(needed)
+        try:
+            blocks = head_blocks(adapter.head)
+        except BranchError as e:
+            return {}, str(e)
+        missing = sorted(needed - blocks.keys())
+        if missing:
+            return {}, f"the head's {', '.join(missing)} branch is not provably local"
+        if len(self.layers) != adapter.head.nl:
+            return {}, "not every head input is read"
+        return {k: blocks[k] for k in needed}, "every prediction replays its head branch on its window"
 
     @classmethod
     def for_model(
@@ -122,36 +168,63 @@ class CamEngine:
         return cls(host, config)
 
     # -- forward -----------------------------------------------------------------------------------------------------
-    def forward(self, im: torch.Tensor) -> ForwardPass:
-        """Run the model on ``im`` with the target layers hooked and (for gradient methods) the graph recorded."""
+    def forward(self, im: torch.Tensor, graph: bool | None = None) -> ForwardPass:
+        """Run the model on ``im`` with the target layers hooked.
+
+        ``graph`` (default: the method needs the dense backward) records the autograd graph from the first target
+        layer on; without it the forward is a plain inference forward (the local path, methods without gradients).
+        """
+        graph = self.path == "dense" if graph is None else graph
         acts: dict[int, torch.Tensor] = {}
         captured: dict[str, Any] = {}
-        grad = self.method.needs_gradients
+        head_inputs = {layer.head_input: i for i, layer in enumerate(self.layers) if layer.head_input is not None}
+
+        def keep(i: int, layer: Layer, output: Any) -> torch.Tensor:
+            if not isinstance(output, torch.Tensor) or output.ndim != 4:
+                got = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+                raise _NotAFeatureMapError(f"layer {layer.label!r} ({layer.type}) outputs {got}")
+            if graph:
+                torch.set_grad_enabled(True)  # record the graph from the first target layer on
+                if not output.requires_grad or layer.head_input is not None:
+                    output = output.detach().requires_grad_(True)  # gradients stop here
+            acts[i] = output
+            return output
 
         def layer_hook(i: int, layer: Layer):
-            def hook(module, inputs, output):
-                if not isinstance(output, torch.Tensor) or output.ndim != 4:
-                    got = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
-                    raise _NotAFeatureMapError(f"layer {layer.label!r} ({layer.type}) outputs {got}")
-                if grad:
-                    torch.set_grad_enabled(True)  # record the graph from the first target layer on
-                    if not output.requires_grad:  # earlier layers ran without grad: gradients stop here
-                        output = output.detach().requires_grad_(True)
-                acts[i] = output
-                return output
+            return lambda module, inputs, output: keep(i, layer, output)
 
-            return hook
+        def head_pre_hook(module, args):
+            # The head's inputs as the head sees them; with a graph they become leaves, so that gradients are taken
+            # with respect to the head's arguments and never run back through the neck into the other levels.
+            feats = args[0]
+            items = [feats] if isinstance(feats, torch.Tensor) else list(feats)
+            for level, i in head_inputs.items():
+                items[level] = keep(i, self.layers[i], items[level])
+            if not graph:
+                return None
+            return (items[0] if isinstance(feats, torch.Tensor) else type(feats)(items), *args[1:])
 
         def head_hook(module, inputs, output):
             captured["head"] = output
 
-        handles = [layer.module.register_forward_hook(layer_hook(i, layer)) for i, layer in enumerate(self.layers)]
+        handles = [
+            layer.module.register_forward_hook(layer_hook(i, layer))
+            for i, layer in enumerate(self.layers)
+            if layer.head_input is None
+        ]
+        if head_inputs:
+            handles.append(self.adapter.head.register_forward_pre_hook(head_pre_hook))
         handles.append(self.adapter.head.register_forward_hook(head_hook))
-        self.adapter.reset_caches()
+        stay = not graph and not self.method.runs_forwards  # a plain forward may stay in Ultralytics' inference mode
         try:
-            with torch.inference_mode(False), _grad_mode(False):
-                x = im.clone()  # a normal tensor: the predictor's input is an inference tensor
+            if stay:
+                x = im
                 preds = self.backend(x)
+            else:
+                self.adapter.reset_caches()
+                with torch.inference_mode(False), _grad_mode(False):
+                    x = im.clone()  # a normal tensor: the predictor's input is an inference tensor
+                    preds = self.backend(x)
         except _NotAFeatureMapError as e:
             bad = str(e)
         else:
@@ -164,11 +237,11 @@ class CamEngine:
         missing = [layer.label for i, layer in enumerate(self.layers) if i not in acts]
         if missing:
             raise LayerError(f"layers {missing} did not run in the model's forward pass; choose layers it uses.")
-        return ForwardPass(_detach(preds), captured["head"], [acts[i] for i in range(len(self.layers))], x)
+        return ForwardPass(_detach(preds), captured["head"], [acts[i] for i in range(len(self.layers))], x, graph)
 
     # -- explain -----------------------------------------------------------------------------------------------------
-    def explain(self, fwd: ForwardPass, selections: list[Selection]) -> list[torch.Tensor]:
-        """Return, per image, the (n, H, W) maps in [0, 1] at the model-input size of its selected predictions.
+    def explain(self, fwd: ForwardPass, selections: list[Selection]) -> list[CamMaps]:
+        """Return, per image, the :class:`~ultralytics_cam.maps.CamMaps` of its selected predictions.
 
         With ``aug_smooth`` the maps are averaged over grad-cam's six test-time augmentations (horizontal flip x
         brightness 0.9, 1, 1.1). grad-cam keeps its targets fixed, which on a detector would explain whatever sits at
@@ -181,6 +254,7 @@ class CamEngine:
             if not self.config.aug_smooth:
                 return maps
             imgsz = tuple(fwd.image.shape[2:])
+            total = [m.dense() for m in maps]
             for flip, factor in AUGMENTATIONS:
                 if not flip and factor == 1.0:
                     continue  # the pass above
@@ -188,19 +262,91 @@ class CamEngine:
                 aug = self.forward(x.flip(-1) if flip else x)
                 aug_sels = [self.adapter.flip(s, aug.head_out, imgsz) if flip else s for s in sels]
                 extra = self._explain_once(aug, aug_sels, rematch=True)
-                maps = [total + (m.flip(-1) if flip else m) for total, m in zip(maps, extra)]
-            return [m / len(AUGMENTATIONS) for m in maps]
+                total = [t + (m.dense().flip(-1) if flip else m.dense()) for t, m in zip(total, extra)]
+            return [CamMaps.from_dense(t / len(AUGMENTATIONS), path=m.path) for t, m in zip(total, maps)]
 
-    def _explain_once(self, fwd: ForwardPass, sels: list[Selection], rematch: bool = False) -> list[torch.Tensor]:
+    def _explain_once(self, fwd: ForwardPass, sels: list[Selection], rematch: bool = False) -> list[CamMaps]:
         """Explain one forward pass (``rematch``: the input was augmented, re-find non-positional predictions)."""
         self._rematch = rematch and self.adapter.rematch
+        hw = tuple(fwd.image.shape[2:])
         if not self.method.uses_activations:
-            h, w = fwd.image.shape[2:]
-            maps = [self.method.input_maps(s, self.task, (h, w)).to(fwd.image.device) for s in sels]
-            return [m.flip(-1) if s.flipped else m for m, s in zip(maps, sels)]  # drawn at the mirrored boxes
+            return [self.method.lazy_input_maps(s, self.task, hw) for s in sels]
+        if self.method.needs_gradients and self.path == "local" and not fwd.graph:
+            try:
+                return self._explain_local(fwd, sels)
+            except _ReplayMismatchError as e:
+                LOGGER.warning(
+                    f"{PREFIX}the local head replay does not reproduce this head's outputs ({e}); "
+                    "taking the dense backward from now on. Please report this with your model."
+                )
+                self.path = "dense"
+                fwd = self.forward(fwd.image, graph=True)
         if self.method.needs_gradients:
             return self._explain_with_gradients(fwd, sels)
         return self._explain_without_gradients(fwd, sels)
+
+    def _explain_local(self, fwd: ForwardPass, sels: list[Selection]) -> list[CamMaps]:
+        """The local head replay: every prediction's gradient from its window, all predictions as one small batch."""
+        from .replay import cut_windows
+
+        hw = tuple(fwd.image.shape[2:])
+        counts = [len(s) for s in sels]
+        stacks = [
+            [a.new_zeros((n, *a.shape[-2:]), dtype=torch.float32) for a in fwd.acts] for n in counts
+        ]  # per image, per layer: (n, h, w) layer maps
+        if sum(counts):
+            shapes = [None] * len(self.layers)
+            for layer, a in zip(self.layers, fwd.acts):
+                shapes[layer.head_input] = tuple(a.shape[-2:])
+            index = torch.cat([s.index for s in sels])
+            image = torch.cat([torch.full((n,), b, dtype=torch.long) for b, n in enumerate(counts)]).to(index.device)
+            row = torch.cat([torch.arange(n) for n in counts]).to(index.device)
+            cls = torch.cat([s.cls for s in sels])
+            flipped = any(s.flipped for s in sels)
+            level, ys, xs = self.adapter.anchor_cells(index, shapes)
+            raw = self.adapter.branch(fwd.head_out)
+            scale = 1024.0 if self.fp16 else 1.0  # half-precision graphs underflow small gradients: scale as AMP does
+            for li, layer in enumerate(self.layers):
+                rows = (level == layer.head_input).nonzero().view(-1)
+                if len(rows) == 0:
+                    continue
+                branches = {k: v[layer.head_input] for k, v in self.blocks.items()}
+                radius = max(b.radius for b in branches.values())
+                acts = fwd.acts[li]
+                windows, inside = cut_windows(acts, image[rows], ys[rows], xs[rows], radius)
+                windows = windows.detach().requires_grad_(True)
+                with torch.enable_grad():
+                    outs = {k: _run_cropped(b, windows, inside, radius) for k, b in branches.items()}
+                    _check_replay(outs, raw, image[rows], index[rows], self.fp16)
+                    values = self.adapter.anchor_value(self.config.target, outs.__getitem__, cls[rows], flipped)
+                    if self.method.transforms_targets:
+                        values = self.method.transform_targets(values, outs["scores"], cls[rows])
+                    (grads,) = torch.autograd.grad(values.float().sum() * scale, windows)
+                local = LocalGradients(
+                    acts.detach().float(),
+                    image[rows],
+                    windows.detach().float(),
+                    grads.float() / scale,
+                    inside.float(),
+                    ys[rows],
+                    xs[rows],
+                )
+
+                def context(b: int, part: torch.Tensor, li: int = li, rows: torch.Tensor = rows) -> LayerContext:
+                    return self._context(fwd, b, sels[b].subset(row[rows[part]]), self.layers[li], None)
+
+                layer_maps = minmax(self.method.local_layer_map(local, context).float().clamp(min=0), inplace=True)
+                for b in image[rows].unique().tolist():
+                    mine = (image[rows] == b).nonzero().view(-1)
+                    stacks[b][li][row[rows[mine]]] = layer_maps[mine].to(stacks[b][li].device)
+        return [self._maps(layers, hw, "local") for layers in stacks]
+
+    def _maps(self, layers: list[torch.Tensor], hw: tuple[int, int], path: str, shared: bool = False, n: int = 0):
+        """Wrap per-layer maps (ReLU'd, min-max scaled) in :class:`CamMaps` with the method's fusion rule."""
+        fuse = None if self.method.fuses_by_mean else self.method.fuse
+        return CamMaps.from_layers(
+            layers, hw, fuse=fuse, normalize=self.method.normalize, shared=shared, n=n if shared else None, path=path
+        )
 
     def _targets(self, fwd: ForwardPass, sels: list[Selection]) -> list[torch.Tensor]:
         """Each image's (n,) target values, differentiable, with the method's target transform applied."""
@@ -211,13 +357,14 @@ class CamEngine:
                 values = [self.method.transform_targets(v, lg, s.cls) for v, lg, s in zip(values, logits, sels)]
         return values
 
-    def _explain_with_gradients(self, fwd: ForwardPass, sels: list[Selection]) -> list[torch.Tensor]:
+    def _explain_with_gradients(self, fwd: ForwardPass, sels: list[Selection]) -> list[CamMaps]:
         """One batched backward (chunked to the memory budget) for all predictions of the batch."""
         counts = [len(s) for s in sels]
         n_slots, n_img = max(counts, default=0), len(sels)
-        out = [fwd.image.new_zeros((n, *fwd.image.shape[2:])) for n in counts]
+        hw = tuple(fwd.image.shape[2:])
+        stacks = [[a.new_zeros((n, *a.shape[-2:]), dtype=torch.float32) for a in fwd.acts] for n in counts]
         if n_slots == 0:
-            return out
+            return [self._maps(layers, hw, "dense") for layers in stacks]
         values = self._targets(fwd, sels)
         if not any(v.requires_grad for v in values if len(v)):
             raise UnsupportedModelError(
@@ -258,14 +405,12 @@ class CamEngine:
                     continue
                 rows = slice(0, min(j1, n) - j0)
                 sel = sels[b].subset(torch.arange(j0, min(j1, n)))
-                layer_maps = []
                 for li, layer in enumerate(self.layers):
                     g = grads[li][rows, b].detach().float() / scale
                     hvp = None if hvps[li] is None else hvps[li][rows, b].float() / scale
                     ctx = self._context(fwd, b, sel, layer, hvp)
                     raw = self.method.layer_map(acts[li][b : b + 1].detach().float(), g, ctx)
-                    layer_maps.append(self._scaled(raw, fwd.image.shape[2:]))
-                out[b][j0 : min(j1, n)] = self._fused(layer_maps)
+                    stacks[b][li][j0 : min(j1, n)] = self._normalised(raw)
             del grads, hvps
         if not reached:  # a legitimate choice (P3 predictions never reach the P5 input), but say why the maps are empty
             labels = [layer.label for layer in self.layers]
@@ -274,7 +419,7 @@ class CamEngine:
                 "zero, so their maps are empty. Predictions of one pyramid level do not use the other levels' head "
                 "inputs; layers='auto' reads all of them."
             )
-        return out
+        return [self._maps(layers, hw, "dense") for layers in stacks]
 
     def _hvps(self, grads: list[torch.Tensor], acts: list[torch.Tensor], last: bool) -> list[torch.Tensor]:
         """Hessian-vector products along the activations, per layer, batched over slots (ShapleyCAM)."""
@@ -295,21 +440,23 @@ class CamEngine:
             out.append(torch.zeros_like(g) if h is None else h.detach())
         return out
 
-    def _explain_without_gradients(self, fwd: ForwardPass, sels: list[Selection]) -> list[torch.Tensor]:
+    def _explain_without_gradients(self, fwd: ForwardPass, sels: list[Selection]) -> list[CamMaps]:
         """Gradient-free methods: per image, per layer, no backward (perturbation methods run forwards)."""
+        hw = tuple(fwd.image.shape[2:])
         out = []
         for b, sel in enumerate(sels):
             n = len(sel)
             if n == 0:
-                out.append(fwd.image.new_zeros((0, *fwd.image.shape[2:])))
+                out.append(self._maps([a.new_zeros((0, *a.shape[-2:])) for a in fwd.acts], hw, "forward"))
                 continue
-            layer_maps = []
+            layers = []
             for li, layer in enumerate(self.layers):
                 ctx = self._context(fwd, b, sel, layer, None)
-                raw = self.method.layer_map(fwd.acts[li][b : b + 1].detach().float(), None, ctx)
-                layer_maps.append(self._scaled(raw, fwd.image.shape[2:]))
-            maps = self._fused(layer_maps)
-            out.append(maps.expand(n, -1, -1) if len(maps) == 1 and n > 1 else maps)
+                layers.append(
+                    self._normalised(self.method.layer_map(fwd.acts[li][b : b + 1].detach().float(), None, ctx))
+                )
+            shared = len(layers[0]) == 1 and n > 1  # one map for every prediction (EigenCAM, FEM, KPCA_CAM)
+            out.append(self._maps(layers, hw, "forward", shared=shared, n=n))
         return out
 
     def _context(
@@ -344,15 +491,9 @@ class CamEngine:
         return self.target.values(ctx)
 
     @staticmethod
-    def _scaled(raw: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        """ReLU, min-max and resize to the input size: grad-cam's per-layer ``scale_cam_image`` step."""
-        maps = minmax(raw.float().clamp(min=0), inplace=True)
-        return F.interpolate(maps[:, None], size=tuple(size), mode="bilinear", align_corners=False)[:, 0]
-
-    def _fused(self, layer_maps: list[torch.Tensor]) -> torch.Tensor:
-        """Fuse the layers (the method's rule, grad-cam's mean by default), then ReLU and min-max again."""
-        fused = self.method.fuse(layer_maps).clamp_(min=0)
-        return minmax(fused, inplace=True) if self.method.normalize else fused
+    def _normalised(raw: torch.Tensor) -> torch.Tensor:
+        """ReLU and min-max at the layer's resolution: grad-cam's per-layer ``scale_cam_image`` before its resize."""
+        return minmax(raw.float().clamp(min=0), inplace=True)
 
 
 @contextlib.contextmanager
@@ -384,6 +525,29 @@ class _NativeBackend:
 
 class _NotAFeatureMapError(Exception):
     """Raised inside a layer hook; turned into a LayerError once the hooks are gone."""
+
+
+class _ReplayMismatchError(Exception):
+    """The local replay's head outputs differ from the head's own: never trust its gradients then."""
+
+
+def _run_cropped(branch: Any, windows: torch.Tensor, inside: torch.Tensor, radius: int) -> torch.Tensor:
+    """Run a branch on the centre of windows cut for a (possibly larger) radius."""
+    d = radius - branch.radius
+    if d:
+        k = windows.shape[-1]
+        windows, inside = windows[..., d : k - d, d : k - d], inside[..., d : k - d, d : k - d]
+    return branch(windows, inside)
+
+
+def _check_replay(outs: dict, raw: dict, image: torch.Tensor, index: torch.Tensor, fp16: bool) -> None:
+    """Compare the replayed outputs with the head's own at the same anchors (cheap; guards every batch)."""
+    tol = 1e-2 if fp16 else 1e-3
+    for key, got in outs.items():
+        want = raw[key][image, :, index].to(got.dtype)
+        err = float((got.detach() - want).abs().max()) if got.numel() else 0.0
+        if err > tol * max(1.0, float(want.abs().max()) if want.numel() else 1.0):
+            raise _ReplayMismatchError(f"'{key}' differs by {err:.3g}")
 
 
 def _describe(net: torch.nn.Module, im: torch.Tensor) -> str:

@@ -292,6 +292,16 @@ class AnchorHeadAdapter(HeadAdapter):
             sels.append(sel)
         return sels
 
+    #: The raw head outputs each anchor target reads (the local head replay replays exactly these branches); "mask"
+    #: is absent: it also reads the prototypes, which span the whole box.
+    TARGET_BLOCKS: ClassVar[dict[str, tuple[str, ...]]] = {
+        "class": ("scores",),
+        "box": ("boxes",),
+        "all": ("scores", "boxes"),
+        "keypoints": ("kpts",),
+        "angle": ("angle",),
+    }
+
     def target_values(
         self, head_out: Any, sels: list[Selection], target: str, imgsz: tuple[int, int], rematch: bool = False
     ) -> list:
@@ -309,22 +319,39 @@ class AnchorHeadAdapter(HeadAdapter):
         raw = self.branch(head_out)
         out = []
         for b, s in enumerate(sels):
-            a = s.index
-            if target in ("class", "all"):
-                value = raw["scores"][b, s.cls, a]
-            if target in ("box", "all"):
-                box = self.head.dfl(raw["boxes"][b : b + 1, :, a]).sum(1)[0]  # (n,) l + t + r + b in grid cells
-                value = box if target == "box" else value + box
             if target == "mask":
-                value = self._mask_values(head_out, raw, b, s, imgsz)
-            elif target == "keypoints":
-                kpts = raw["kpts"][b][:, a]  # (nk * ndim, n)
-                ndim = self.head.kpt_shape[1]
-                value = (kpts[2::ndim] if ndim == 3 else kpts).sum(0)
-            elif target == "angle":
-                value = raw["angle"][b, 0, a] * (-1 if s.flipped else 1)  # a mirrored box turns the other way
-            out.append(value)
+                out.append(self._mask_values(head_out, raw, b, s, imgsz))
+            else:
+                out.append(self.anchor_value(target, lambda key, b=b, a=s.index: raw[key][b][:, a].T, s.cls, s.flipped))
         return out
+
+    def anchor_value(self, target: str, read: Any, cls: torch.Tensor, flipped: bool) -> torch.Tensor:
+        """A target from the raw outputs at the predictions' anchors.
+
+        ``read(key)`` gives (n, channels) of output ``key`` ("scores", "boxes", "kpts", "angle"), from the full head
+        tensors (dense path) or from the local replay alike, so both paths compute every target the same way.
+        """
+        if target in ("class", "all"):
+            value = read("scores").gather(1, cls.long().view(-1, 1))[:, 0]
+        if target in ("box", "all"):
+            box = self.head.dfl(read("boxes").T[None]).sum(1)[0]  # (n,) l + t + r + b in grid cells
+            value = box if target == "box" else value + box
+        if target == "keypoints":
+            kpts = read("kpts").T  # (nk * ndim, n)
+            ndim = self.head.kpt_shape[1]
+            value = (kpts[2::ndim] if ndim == 3 else kpts).sum(0)
+        elif target == "angle":
+            value = read("angle")[:, 0] * (-1 if flipped else 1)  # a mirrored box turns the other way
+        return value
+
+    def anchor_cells(self, index: torch.Tensor, shapes: list[tuple[int, int]]) -> tuple[torch.Tensor, ...]:
+        """(level, row, column) of each anchor index, the anchors being numbered level by level, row-major."""
+        sizes = torch.tensor([h * w for h, w in shapes], device=index.device)
+        starts = torch.cumsum(sizes, 0) - sizes
+        level = torch.bucketize(index, torch.cumsum(sizes, 0), right=True)
+        widths = torch.tensor([w for _, w in shapes], device=index.device)[level]
+        local = index - starts[level]
+        return level, local // widths, local % widths
 
     def _mask_values(self, head_out: Any, raw: dict, b: int, s: Selection, imgsz: tuple[int, int]) -> torch.Tensor:
         """Mean mask logit of each prediction inside its box, at the prototype resolution."""

@@ -19,10 +19,19 @@ __all__ = ["Layer", "describe_layers", "parse_layers", "resolve_layers"]
 
 @dataclass(frozen=True)
 class Layer:
-    """A layer to read: its label (the top-level index, or the module name) and the module itself."""
+    """A layer to read: its label (the top-level index, or the module name) and the module itself.
+
+    ``head_input`` is set for ``layers="auto"`` on heads: the layer is read as the head's input number
+    ``head_input``, as the head sees it. Gradients are then taken with respect to the head's inputs (the head is the
+    function explained), so a prediction's map comes from the level it is made on, and on YOLO anchor heads the local
+    head replay applies. An explicitly listed layer is read as grad-cam reads a target layer: its output, with
+    gradients through every path from it to the score (for a head input, also through the neck into the other
+    levels).
+    """
 
     label: int | str
     module: torch.nn.Module
+    head_input: int | None = None
 
     @property
     def type(self) -> str:
@@ -90,7 +99,7 @@ def resolve_layers(net: torch.nn.Module, spec: Any, *, imgsz: Any = 640, verbose
     head = net.model[-1]
     labels = auto_layers(net) if spec == "auto" else spec
     layers = []
-    for label in labels:
+    for position, label in enumerate(labels):
         module = None
         if isinstance(label, int):
             i = label + len(net.model) if label < 0 else label
@@ -108,7 +117,7 @@ def resolve_layers(net: torch.nn.Module, spec: Any, *, imgsz: Any = 640, verbose
                 f"layers={label!r} is not a layer this model can explain (the head is not either). Valid layers:\n"
                 + describe_layers(net, imgsz)
             )
-        layers.append(Layer(label, module))
+        layers.append(Layer(label, module, position if spec == "auto" else None))
     if verbose:
         what = {
             "Classify": "the last spatial layer, feeding the Classify head",

@@ -1,7 +1,9 @@
 """``CamResult``: the class activation maps of one image, attached to Ultralytics' ``Results`` as ``r.cam``.
 
-Maps are kept at the model-input resolution and brought to the original image size only when asked for
-(``maps``, ``heatmap``, ``plot``): N full-resolution float maps of a 4K frame would otherwise cost gigabytes per image.
+The maps stay compact (:class:`~ultralytics_cam.maps.CamMaps`: per-layer maps at each layer's resolution, small
+patches where a map is non-zero only on a window) and are brought to the original image size only when asked for.
+``heatmap``, ``plot``, ``stats`` and the writers work one map (one patch) at a time, so neither their time nor their
+memory grows with N x H x W; only ``maps``, the dense (N, H, W) array, costs that, and only when it is read.
 
 ``r.cam`` is a plain attribute: like any custom attribute, Ultralytics drops it on ``r[i]``, ``r.cpu()`` and
 ``r.to()``. Row ``i`` of ``r.cam.maps`` explains row ``i`` of ``r.boxes`` / ``r.masks`` / ``r.keypoints`` / ``r.obb``
@@ -18,7 +20,8 @@ import numpy as np
 import torch
 
 from .geometry import Geometry
-from .plotting import overlay, renormalize_in_boxes
+from .maps import CamMaps, Patch
+from .plotting import overlay
 
 __all__ = ["CamResult"]
 
@@ -30,17 +33,19 @@ class CamResult:
         method: the CAM method's name.
         layers: the layers read (indices or module names).
         target: what was explained ("class", "box", ...).
+        path: how the gradients were computed: "local" (head replay), "dense" (batched backward) or "forward" (no
+            backward).
         cls: (n,) class id of each explained prediction.
         conf: (n,) its confidence (classify: probability).
         index: (n,) where it sits in the head's pre-NMS output: anchor (YOLO), query (RT-DETR) or class (classify).
         names: the model's class names.
         geometry: how the image was fitted to the model input.
-        maps_input: (n, h, w) float16 maps at the model-input size, before the mapping back to the original image.
+        compact: the maps at the model-input size, computed on demand (:class:`~ultralytics_cam.maps.CamMaps`).
     """
 
     def __init__(
         self,
-        maps_input: torch.Tensor,
+        maps: CamMaps | torch.Tensor,
         geometry: Geometry,
         result: Any,
         *,
@@ -52,12 +57,9 @@ class CamResult:
         index: torch.Tensor | None = None,
         display: dict | None = None,
     ) -> None:
-        """Create the result; ``maps_input`` is (n, h, w) in [0, 1] at the model-input size.
-
-        It is kept as float16 (resolution better than 1e-3 in [0, 1]): a list of results holds one map per prediction
-        of every image, 61 MB per 640 x 480 image with 50 predictions in float32.
-        """
-        self.maps_input = maps_input.detach().to("cpu", torch.float16)
+        """Create the result from the engine's maps (or a dense (n, h, w) stack in [0, 1] at the model-input size)."""
+        self.compact = maps if isinstance(maps, CamMaps) else CamMaps.from_dense(maps.detach().cpu())
+        self.path = self.compact.path
         self.geometry = geometry
         self.result = result
         self.method, self.layers, self.target = method, list(layers), target
@@ -70,7 +72,7 @@ class CamResult:
 
     def __len__(self) -> int:
         """Return the number of explained predictions."""
-        return len(self.maps_input)
+        return len(self.compact)
 
     def __repr__(self) -> str:
         """Summarise the result."""
@@ -78,41 +80,82 @@ class CamResult:
         shape = f"({len(self)}, {h}, {w})"
         return f"CamResult(method={self.method!r}, target={self.target!r}, layers={self.layers}, maps={shape})"
 
+    # -- maps --------------------------------------------------------------------------------------------------------
+    @property
+    def maps_input(self) -> torch.Tensor:
+        """(n, h, w) float32 maps at the model-input size (dense; computed when read)."""
+        return self.compact.dense()
+
+    def patch(self, i: int) -> Patch:
+        """Map ``i`` at the original size as a :class:`~ultralytics_cam.maps.Patch` (zero outside it)."""
+        p = self.geometry.patch_to_original(self.compact.patch(i))
+        return Patch(p.y0, p.x0, p.values.clamp(0, 1))
+
+    def map(self, i: int) -> np.ndarray:
+        """(H, W) float32 map of prediction ``i`` at the original size."""
+        out = np.zeros(self.geometry.orig_hw, np.float32)
+        p = self.patch(i)
+        out[p.y0 : p.y1, p.x0 : p.x1] = p.values.numpy()
+        return out
+
     @property
     def maps(self) -> np.ndarray:
-        """(n, H, W) float32 maps in [0, 1] at the original image size; row i explains prediction i."""
+        """(n, H, W) float32 maps in [0, 1] at the original image size; row i explains prediction i.
+
+        Dense: n x H x W floats, built when first read and kept. ``heatmap``, ``plot``, ``stats`` and ``save`` never
+        need it.
+        """
         if self._maps is None:
-            self._maps = self.geometry.to_original(self.maps_input).clamp(0, 1).numpy().astype(np.float32, copy=False)
+            out = np.zeros((len(self), *self.geometry.orig_hw), np.float32)
+            for i in range(len(self)):
+                p = self.patch(i)
+                out[i, p.y0 : p.y1, p.x0 : p.x1] = p.values.numpy()
+            self._maps = out
         return self._maps
 
     @property
     def heatmap(self) -> np.ndarray:
         """(H, W) float32 map of all explained predictions combined (their maximum), at the original size."""
-        maps = self.maps
-        return maps.max(0) if len(maps) else np.zeros(self.geometry.orig_hw, np.float32)
+        out = np.zeros(self.geometry.orig_hw, np.float32)
+        for i in range(len(self)):
+            p = self.patch(i)
+            region = out[p.y0 : p.y1, p.x0 : p.x1]
+            np.maximum(region, p.values.numpy(), out=region)
+        return out
 
     # -- geometry of the predictions ---------------------------------------------------------------------------------
-    def regions(self) -> np.ndarray:
-        """(n, H, W) bool: each prediction's box (rotated box for OBB; the whole image for classify)."""
+    def region(self, i: int) -> tuple[tuple[int, int, int, int], np.ndarray | None]:
+        """Prediction ``i``'s region at the original size.
+
+        Returns its bounding rectangle (y0, y1, x0, x1) and, for rotated boxes, the mask inside that rectangle (None:
+        the whole rectangle; classify: the whole image).
+        """
         h, w = self.geometry.orig_hw
-        n = len(self)
-        out = np.zeros((n, h, w), bool)
         r = self.result
         if r.obb is not None:
-            for i, poly in enumerate(r.obb.xyxyxyxy.cpu().numpy()):
-                mask = np.zeros((h, w), np.uint8)
-                cv2.fillPoly(mask, [np.round(poly).astype(np.int32)], 1)
-                out[i] = mask.astype(bool)
-        elif r.boxes is not None:
-            for i, (x1, y1, x2, y2) in enumerate(r.boxes.xyxy.cpu().numpy()):
-                out[i, max(int(y1), 0) : int(np.ceil(y2)), max(int(x1), 0) : int(np.ceil(x2))] = True
-        else:
-            out[:] = True
+            poly = r.obb.xyxyxyxy[i].cpu().numpy()
+            x0, y0 = np.floor(poly.min(0)).astype(int).clip(0, [w, h])
+            x1, y1 = np.ceil(poly.max(0)).astype(int).clip(0, [w, h]) + 1
+            x1, y1 = min(x1, w), min(y1, h)
+            mask = np.zeros((max(y1 - y0, 0), max(x1 - x0, 0)), np.uint8)
+            cv2.fillPoly(mask, [np.round(poly - [x0, y0]).astype(np.int32)], 1)
+            return (int(y0), int(y1), int(x0), int(x1)), mask.astype(bool)
+        if r.boxes is not None:
+            x1, y1, x2, y2 = r.boxes.xyxy[i].cpu().numpy()
+            box = (max(int(y1), 0), min(int(np.ceil(y2)), h), max(int(x1), 0), min(int(np.ceil(x2)), w))
+            return box, None
+        return (0, h, 0, w), None
+
+    def regions(self) -> np.ndarray:
+        """(n, H, W) bool: each prediction's box (rotated box for OBB; the whole image for classify)."""
+        out = np.zeros((len(self), *self.geometry.orig_hw), bool)
+        for i in range(len(self)):
+            (y0, y1, x0, x1), mask = self.region(i)
+            out[i, y0:y1, x0:x1] = True if mask is None else mask
         return out
 
     def stats(self) -> list[dict]:
         """Per prediction: class, name, confidence, box, its map's peak (x, y) and its share of energy in the box."""
-        maps, regions = self.maps, self.regions()
         r = self.result
         boxes = (
             r.obb.xywhr.cpu().numpy().tolist()
@@ -123,10 +166,18 @@ class CamResult:
         )
         out = []
         for i in range(len(self)):
-            m = maps[i]
-            total = float(m.sum())
-            y, x = np.unravel_index(int(m.argmax()), m.shape)
+            p = self.patch(i)
+            vals = p.values.numpy()
+            total = float(vals.sum())
+            if vals.size:
+                y, x = np.unravel_index(int(vals.argmax()), vals.shape)
+                y, x = y + p.y0, x + p.x0
+            else:  # an all-zero map peaks at its first pixel, as argmax of zeros does
+                y = x = 0
             c = int(self.cls[i])
+            energy = None
+            if total > 0 and r.probs is None:
+                energy = round(self._inside(i, p) / total, 5)
             out.append(
                 {
                     "class": c,
@@ -134,12 +185,21 @@ class CamResult:
                     "confidence": round(float(self.conf[i]), 5),
                     "box": [round(v, 2) for v in boxes[i]] if boxes[i] is not None else None,
                     "peak": [int(x), int(y)],
-                    "energy_in_box": round(float(m[regions[i]].sum()) / total, 5)
-                    if total > 0 and r.probs is None
-                    else None,
+                    "energy_in_box": energy,
                 }
             )
         return out
+
+    def _inside(self, i: int, p: Patch) -> float:
+        """The sum of map ``i`` (given as its patch) inside prediction ``i``'s region."""
+        (y0, y1, x0, x1), mask = self.region(i)
+        a0, a1, b0, b1 = max(y0, p.y0), min(y1, p.y1), max(x0, p.x0), min(x1, p.x1)
+        if a1 <= a0 or b1 <= b0:
+            return 0.0
+        vals = p.values[a0 - p.y0 : a1 - p.y0, b0 - p.x0 : b1 - p.x0].numpy()
+        if mask is not None:
+            vals = vals * mask[a0 - y0 : a1 - y0, b0 - x0 : b1 - x0]
+        return float(vals.sum())
 
     def save(self, folder: str | Path, save_maps: bool = False) -> list[Path]:
         """Write this image's files of the output layout (SPEC §6) into ``folder``; return the written paths.
@@ -178,15 +238,38 @@ class CamResult:
         colormap = d["colormap"] if colormap is None else colormap
         show_boxes = d["show_boxes"] if show_boxes is None else show_boxes
         renormalize = d["renormalize"] if renormalize is None else renormalize
-        maps, result = self.maps, self.result
-        if index is not None:
-            maps, result = maps[index : index + 1], result[index] if result.probs is None else result
-        if renormalize and result.probs is None:
-            regions = self.regions() if index is None else self.regions()[index : index + 1]
-            heat = renormalize_in_boxes(maps, regions)
+        result = self.result
+        rows = range(len(self)) if index is None else [index]
+        if index is not None and result.probs is None:
+            result = result[index]
+        if renormalize and self.result.probs is None:
+            heat = self._renormalized(rows)
+        elif index is None:
+            heat = self.heatmap
         else:
-            heat = maps.max(0) if len(maps) else np.zeros(self.geometry.orig_hw, np.float32)
+            heat = self.map(index)
         image = overlay(result.orig_img, heat, alpha, colormap)
         if show_boxes:
             image = result.plot(img=image, masks=False, **plot_kwargs)
         return image
+
+    def _renormalized(self, rows: Any) -> np.ndarray:
+        """Each map scaled to [0, 1] inside its own region and zero outside, combined by their maximum."""
+        out = np.zeros(self.geometry.orig_hw, np.float32)
+        for i in rows:
+            (y0, y1, x0, x1), mask = self.region(i)
+            if y1 <= y0 or x1 <= x0:
+                continue
+            p = self.patch(i)
+            vals = np.zeros((y1 - y0, x1 - x0), np.float32)
+            a0, a1, b0, b1 = max(y0, p.y0), min(y1, p.y1), max(x0, p.x0), min(x1, p.x1)
+            if a1 > a0 and b1 > b0:
+                vals[a0 - y0 : a1 - y0, b0 - x0 : b1 - x0] = p.values[a0 - p.y0 : a1 - p.y0, b0 - p.x0 : b1 - p.x0]
+            inside = np.ones(vals.shape, bool) if mask is None else mask[: vals.shape[0], : vals.shape[1]]
+            if not inside.any():
+                continue
+            lo, hi = float(vals[inside].min()), float(vals[inside].max())
+            scaled = np.where(inside, (vals - lo) / (hi - lo) if hi > lo else 0.0, 0.0).astype(np.float32)
+            region = out[y0:y1, x0:x1]
+            np.maximum(region, scaled, out=region)
+        return out

@@ -37,7 +37,7 @@ def explain_cases(engine: Any, cases: list[ImageCase]) -> list[torch.Tensor]:
     try:
         imgsz = tuple(x.shape[2:])
         sels = [_selection(engine.adapter, fwd.head_out, case, b, imgsz) for b, case in enumerate(cases)]
-        return engine.explain(fwd, sels)
+        return [m.dense() for m in engine.explain(fwd, sels)]  # a failure has one or two maps: dense is small
     finally:
         del fwd  # the autograd graph of the batch
 

@@ -17,7 +17,10 @@ import torch
 if TYPE_CHECKING:
     from ..heads import Selection
 
-__all__ = ["CamMethod", "LayerContext", "MethodSpec", "minmax"]
+__all__ = ["CamMethod", "LayerContext", "LocalGradients", "MethodSpec", "minmax"]
+
+#: Upper bound on the dense (m, C, h, w) gradient stack the generic local fallback builds at once.
+LOCAL_DENSE_BUDGET_BYTES = 32 * 2**20
 
 
 @dataclass
@@ -44,6 +47,62 @@ class LayerContext:
     target: str = "class"
 
 
+@dataclass
+class LocalGradients:
+    """Exact per-prediction gradients on one head-input level, as windows (the local head replay's output).
+
+    The gradient of prediction i is zero outside the (k, k) window centred on its anchor (ys[i], xs[i]); ``grads``
+    holds that window, ``windows`` the activations under it (zero where the window leaves the map). Everything a
+    gradient method needs follows exactly from these and the level's full activations.
+
+    Attributes:
+        acts: (B, C, h, w) the level's activations for the whole batch, detached, float32.
+        image: (m,) the image of each prediction.
+        windows: (m, C, k, k) activation windows.
+        grads: (m, C, k, k) gradient windows.
+        inside: (m, 1, k, k) 1 where a window position lies on the map.
+        ys: (m,) row of each window's centre on the map.
+        xs: (m,) column of each window's centre.
+    """
+
+    acts: torch.Tensor
+    image: torch.Tensor
+    windows: torch.Tensor
+    grads: torch.Tensor
+    inside: torch.Tensor
+    ys: torch.Tensor
+    xs: torch.Tensor
+
+    @property
+    def radius(self) -> int:
+        """Half the window size."""
+        return (self.grads.shape[-1] - 1) // 2
+
+    def place(self, window_maps: torch.Tensor) -> torch.Tensor:
+        """Put (m, k, k) window maps into zero (m, h, w) maps at their positions (off-map parts dropped)."""
+        m, k = len(window_maps), window_maps.shape[-1]
+        h, w = self.acts.shape[-2:]
+        r = self.radius
+        out = window_maps.new_zeros((m, h + 2 * r, w + 2 * r))
+        rows = (self.ys[:, None] + torch.arange(k, device=out.device)[None]).long()
+        cols = (self.xs[:, None] + torch.arange(k, device=out.device)[None]).long()
+        out[torch.arange(m, device=out.device)[:, None, None], rows[:, :, None], cols[:, None, :]] = window_maps
+        return out[:, r : r + h, r : r + w]
+
+    def dense_grads(self, rows: torch.Tensor) -> torch.Tensor:
+        """The full (len(rows), C, h, w) gradients of predictions ``rows`` (zero outside their windows)."""
+        c, (h, w), r = self.acts.shape[1], self.acts.shape[-2:], self.radius
+        g = self.grads[rows]
+        out = g.new_zeros((len(rows), c, h + 2 * r, w + 2 * r))
+        k = g.shape[-1]
+        ar = torch.arange(k, device=g.device)
+        rr = (self.ys[rows][:, None] + ar[None]).long()
+        cc = (self.xs[rows][:, None] + ar[None]).long()
+        idx = torch.arange(len(rows), device=g.device)
+        out.permute(0, 2, 3, 1)[idx[:, None, None], rr[:, :, None], cc[:, None, :]] = g.permute(0, 2, 3, 1)
+        return out[:, :, r : r + h, r : r + w]
+
+
 class CamMethod:
     """Base class of a CAM method adapter. Capabilities are class attributes so they can be read without running."""
 
@@ -63,6 +122,9 @@ class CamMethod:
     normalize: ClassVar[bool] = True
     #: Targets the method supports; ``None`` means every target of the task.
     targets: ClassVar[tuple[str, ...] | None] = None
+    #: The method runs extra forward passes of its own (ScoreCAM, AblationCAM): the engine then leaves Ultralytics'
+    #: inference mode for the whole batch.
+    runs_forwards: ClassVar[bool] = False
 
     def layer_map(self, acts: torch.Tensor, grads: torch.Tensor | None, ctx: LayerContext) -> torch.Tensor:
         """Return the raw (n, h, w) map of each prediction on one layer, before ReLU and normalisation.
@@ -77,6 +139,32 @@ class CamMethod:
             (n, h, w) raw maps, or (1, h, w) when the method is not per prediction.
         """
         raise NotImplementedError
+
+    def local_layer_map(
+        self, local: LocalGradients, context: Callable[[int, torch.Tensor], LayerContext]
+    ) -> torch.Tensor:
+        """Return the raw (m, h, w) maps of the predictions of one head-input level from their gradient windows.
+
+        The default is exact for every gradient method: it rebuilds each image's dense gradients (zero outside the
+        windows, a chunk at a time) and calls :meth:`layer_map`. Methods override it to work on the windows alone.
+
+        Args:
+            local: the level's activations and the predictions' gradient windows.
+            context: ``context(b, rows)`` builds the :class:`LayerContext` of image ``b``'s predictions ``rows``.
+        """
+        c, (h, w) = local.acts.shape[1], local.acts.shape[-2:]
+        out = local.acts.new_zeros((len(local.image), h, w))
+        chunk = max(1, LOCAL_DENSE_BUDGET_BYTES // max(c * h * w * 4, 1))
+        for b in local.image.unique().tolist():
+            rows = (local.image == b).nonzero().view(-1)
+            for start in range(0, len(rows), chunk):
+                part = rows[start : start + chunk]
+                grads = local.dense_grads(part)
+                out[part] = self.layer_map(local.acts[b : b + 1], grads, context(b, part))
+        return out
+
+    #: Whether :meth:`fuse` is grad-cam's mean of the layer maps (maps then stay compact patches until drawn).
+    fuses_by_mean: ClassVar[bool] = True
 
     def fuse(self, layer_maps: list[torch.Tensor]) -> torch.Tensor:
         """Combine the per-layer maps (each (n, H, W) in [0, 1] at input size) as grad-cam does: their mean.
@@ -99,6 +187,13 @@ class CamMethod:
     def input_maps(self, selection: Selection, task: str, imgsz: tuple[int, int]) -> torch.Tensor:
         """Return (n, H, W) maps drawn directly in input space (only for ``uses_activations = False``)."""
         raise NotImplementedError
+
+    def lazy_input_maps(self, selection: Selection, task: str, imgsz: tuple[int, int]) -> Any:
+        """Return the maps of :meth:`input_maps` as :class:`~ultralytics_cam.maps.CamMaps` (default: drawn now)."""
+        from ..maps import CamMaps
+
+        maps = self.input_maps(selection, task, imgsz)
+        return CamMaps.from_dense(maps.flip(-1) if selection.flipped else maps, path="forward")
 
     def check(self, task: str, nc: int, target: str) -> None:
         """Raise :class:`~ultralytics_cam.errors.MethodError` if the method cannot run on this model and target."""

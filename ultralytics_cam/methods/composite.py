@@ -78,6 +78,7 @@ class RefineCAM(GradCAMPlusPlus):
 
     name = "RefineCAM"
     summary = "product of the per-layer GradCAM++ maps, denoising multi-layer maps (Domeniconi et al.)"
+    fuses_by_mean = False
 
     def fuse(self, layer_maps: list[torch.Tensor]) -> torch.Tensor:
         """Multiply the layer maps, skipping each prediction's all-zero layers."""

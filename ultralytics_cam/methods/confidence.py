@@ -31,20 +31,64 @@ class ConfidenceMap(CamMethod):
     #: The blur's sigma, as a share of the box's shorter side.
     softness = 0.15
 
+    #: Profiles are cut where they fall below 1e-9 of the confidence: 6 sigma beyond the box edge.
+    reach = 6.0
+
     def input_maps(self, selection, task: str, imgsz: tuple[int, int]) -> torch.Tensor:
         """Draw the (n, H, W) maps in model-input space."""
+        return self._draw(selection, task, imgsz, 0, imgsz[0], 0, imgsz[1])
+
+    def lazy_input_maps(self, selection, task: str, imgsz: tuple[int, int]):
+        """Each map drawn on demand, on the rectangle where it exceeds 1e-9 of its confidence (box + 6 sigma)."""
+        from ..maps import CamMaps
+
         h, w = imgsz
+        sel = selection
+        if sel.flipped:  # drawn at the mirrored boxes, then mirrored back: draw the original boxes instead
+            sel = sel.mirrored(sel.index, w)
+        n = len(sel)
+        if task == "classify" or n == 0:
+            support = torch.tensor([[0, h, 0, w]] * n, dtype=torch.long).view(n, 4)
+        else:
+            boxes = sel.boxes.float().cpu()
+            if task == "obb":
+                cx, cy, bw, bh, a = boxes.unbind(1)
+                half_w = (bw * a.cos().abs() + bh * a.sin().abs()) / 2
+                half_h = (bw * a.sin().abs() + bh * a.cos().abs()) / 2
+                x1, y1, x2, y2 = cx - half_w, cy - half_h, cx + half_w, cy + half_h
+                sigma = (self.softness * torch.minimum(bw, bh)).clamp(min=1.0)
+            else:
+                x1, y1, x2, y2 = boxes.unbind(1)
+                sigma = (self.softness * torch.minimum(x2 - x1, y2 - y1)).clamp(min=1.0)
+            pad = self.reach * sigma
+            support = torch.stack(
+                [
+                    (y1 - pad).floor().clamp(0, h),
+                    (y2 + pad).ceil().clamp(0, h),
+                    (x1 - pad).floor().clamp(0, w),
+                    (x2 + pad).ceil().clamp(0, w),
+                ],
+                1,
+            ).long()
+
+        def render(i: int, y0: int, y1: int, x0: int, x1: int) -> torch.Tensor:
+            return self._draw(sel.subset(torch.tensor([i])), task, imgsz, y0, y1, x0, x1)[0]
+
+        return CamMaps.from_renderer(n, imgsz, render, support)
+
+    def _draw(self, selection, task: str, imgsz: tuple[int, int], y0: int, y1: int, x0: int, x1: int) -> torch.Tensor:
+        """Draw the (n, y1 - y0, x1 - x0) maps on rows [y0, y1) and columns [x0, x1) of model-input space."""
         conf = selection.conf.float().cpu()
         if task == "classify":
-            return conf[:, None, None].expand(len(conf), h, w).clone()
+            return conf[:, None, None].expand(len(conf), y1 - y0, x1 - x0).clone()
         boxes = selection.boxes.float().cpu()
-        ys = torch.arange(h, dtype=torch.float32)[None, :] + 0.5  # pixel centres
-        xs = torch.arange(w, dtype=torch.float32)[None, :] + 0.5
+        ys = torch.arange(y0, y1, dtype=torch.float32)[None, :] + 0.5  # pixel centres
+        xs = torch.arange(x0, x1, dtype=torch.float32)[None, :] + 0.5
         if task != "obb":  # axis-aligned: the outer product of a row and a column profile
-            x1, y1, x2, y2 = (c[:, None] for c in boxes.unbind(1))
-            sigma = (self.softness * torch.minimum(x2 - x1, y2 - y1)).clamp(min=1.0)
-            rows = _band(ys - (y1 + y2) / 2, (y2 - y1) / 2, sigma)
-            cols = _band(xs - (x1 + x2) / 2, (x2 - x1) / 2, sigma)
+            bx1, by1, bx2, by2 = (c[:, None] for c in boxes.unbind(1))
+            sigma = (self.softness * torch.minimum(bx2 - bx1, by2 - by1)).clamp(min=1.0)
+            rows = _band(ys - (by1 + by2) / 2, (by2 - by1) / 2, sigma)
+            cols = _band(xs - (bx1 + bx2) / 2, (bx2 - bx1) / 2, sigma)
             return conf[:, None, None] * rows[:, :, None] * cols[:, None, :]
         cx, cy, bw, bh, angle = (c[:, None, None] for c in boxes.unbind(1))
         sigma = (self.softness * torch.minimum(bw, bh)).clamp(min=1.0)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import torch
 
-from .base import CamMethod, LayerContext
-from .projection import project
+from .base import CamMethod, LayerContext, LocalGradients
+from .projection import project, project_windows
 
 __all__ = ["EigenCAM", "EigenGradCAM", "SegEigenCAM"]
 
@@ -38,6 +38,11 @@ class EigenGradCAM(CamMethod):
         """Project grads * activations."""
         return project(grads * acts)
 
+    def local_layer_map(self, local: LocalGradients, context) -> torch.Tensor:
+        """Project the window of grads * activations (exactly, see ``project_windows``)."""
+        out = project_windows(local.grads * local.windows, local)
+        return super().local_layer_map(local, context) if out is None else out
+
 
 class SegEigenCAM(CamMethod):
     """Chung & Ying 2025: the first principal component of |gradient| x activation, sign-corrected."""
@@ -48,3 +53,8 @@ class SegEigenCAM(CamMethod):
     def layer_map(self, acts: torch.Tensor, grads: torch.Tensor | None, ctx: LayerContext) -> torch.Tensor:
         """Project |grads| * activations."""
         return project(grads.abs() * acts)
+
+    def local_layer_map(self, local: LocalGradients, context) -> torch.Tensor:
+        """Project the window of |grads| * activations (exactly, see ``project_windows``)."""
+        out = project_windows(local.grads.abs() * local.windows, local)
+        return super().local_layer_map(local, context) if out is None else out

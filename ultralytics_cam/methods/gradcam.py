@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from .._logging import LOGGER, PREFIX
-from .base import CamMethod, LayerContext
+from .base import CamMethod, LayerContext, LocalGradients
 from .projection import project
 
 __all__ = [
@@ -51,9 +51,10 @@ def grad_cam_host(class_name: str) -> object:
     return getattr(pytorch_grad_cam, class_name)(torch.nn.Conv2d(1, 1, 1), [])
 
 
-def _np(t: torch.Tensor) -> np.ndarray:
-    """grad-cam's math is numpy-only (torch tensors raise in several methods): hand it float32 host arrays."""
-    return t.detach().float().cpu().numpy()
+def _np(t: torch.Tensor, bits: int = 32) -> np.ndarray:
+    """grad-cam's math is numpy-only (torch tensors raise in several methods): hand it host arrays."""
+    t = t.detach().cpu()
+    return (t.double() if bits == 64 else t.float()).numpy()
 
 
 class _WeightsMethod(CamMethod):
@@ -62,8 +63,12 @@ class _WeightsMethod(CamMethod):
     grad_cam_class: ClassVar[str] = ""
 
     def weights(self, acts: torch.Tensor, grads: torch.Tensor | None) -> torch.Tensor:
-        """Return the (n, C) channel weights from grad-cam."""
-        w = grad_cam_host(self.grad_cam_class).get_cam_weights(None, None, None, _np(acts), _np(grads))
+        """Return the (n, C) channel weights from grad-cam, computed in float64.
+
+        Its formulas sum n x C x h x w terms (GradCAM++ divides by a sum of activations times g^3); in float32 the
+        rounding alone moved GradCAM++ maps by 3e-5, more than the 1e-5 the local and dense routes must agree to.
+        """
+        w = grad_cam_host(self.grad_cam_class).get_cam_weights(None, None, None, _np(acts, 64), _np(grads, 64))
         return torch.from_numpy(np.ascontiguousarray(w, dtype=np.float32)).to(acts.device)
 
     def layer_map(self, acts: torch.Tensor, grads: torch.Tensor | None, ctx: LayerContext) -> torch.Tensor:
@@ -73,6 +78,29 @@ class _WeightsMethod(CamMethod):
             return project(w[:, :, None, None] * acts)
         return torch.einsum("nc,chw->nhw", w, acts[0])
 
+    def window_weights(self, local: LocalGradients, sums: torch.Tensor, area: int) -> torch.Tensor:
+        """The (m, C) weights from gradient windows; ``sums`` (m, C) are the channel sums of each image's whole map.
+
+        grad-cam computes them on the full (h, w) gradient, which is zero outside the window: each method below is its
+        grad-cam formula with the spatial sums taken over the window (the oracle tests compare both routes).
+        """
+        raise NotImplementedError
+
+    def local_layer_map(self, local: LocalGradients, context) -> torch.Tensor:
+        """Weights from the windows, then the channel sum over each image's whole map (one einsum per image)."""
+        if context(int(local.image[0]), local.image[:1]).eigen_smooth:
+            return super().local_layer_map(local, context)  # projects (m, C, h, w) weighted maps: the dense route
+        sums = local.acts.double().sum((2, 3))[local.image]  # (m, C), in float64 as the dense route's weights
+        double = LocalGradients(
+            local.acts, local.image, local.windows.double(), local.grads.double(), local.inside, local.ys, local.xs
+        )
+        w = self.window_weights(double, sums, local.acts.shape[-2] * local.acts.shape[-1]).float()
+        out = local.acts.new_zeros((len(w), *local.acts.shape[-2:]))
+        for b in local.image.unique().tolist():
+            rows = (local.image == b).nonzero().view(-1)
+            out[rows] = torch.einsum("nc,chw->nhw", w[rows], local.acts[b])
+        return out
+
 
 class GradCAM(_WeightsMethod):
     """Selvaraju et al. 2017: channel weight = spatial mean of the gradient."""
@@ -80,6 +108,10 @@ class GradCAM(_WeightsMethod):
     name = "GradCAM"
     summary = "channel weights = spatial mean of the gradient (Selvaraju et al. 2017)"
     grad_cam_class = "GradCAM"
+
+    def window_weights(self, local: LocalGradients, sums: torch.Tensor, area: int) -> torch.Tensor:
+        """np.mean(grads, axis=(2, 3)) over the whole map."""
+        return local.grads.sum((2, 3)) / area
 
 
 class GradCAMPlusPlus(_WeightsMethod):
@@ -89,6 +121,14 @@ class GradCAMPlusPlus(_WeightsMethod):
     summary = "pixel-weighted positive gradients (Chattopadhyay et al. 2018)"
     grad_cam_class = "GradCAMPlusPlus"
 
+    def window_weights(self, local: LocalGradients, sums: torch.Tensor, area: int) -> torch.Tensor:
+        """grad-cam's equation 19: alpha = g^2 / (2 g^2 + sum(A) g^3 + 1e-6), zero where g = 0; sum(relu(g) alpha)."""
+        g = local.grads
+        g2 = g * g
+        aij = g2 / (2 * g2 + sums[:, :, None, None] * g2 * g + 0.000001)
+        aij = torch.where(g != 0, aij, torch.zeros_like(aij))
+        return (g.clamp(min=0) * aij).sum((2, 3))
+
 
 class XGradCAM(_WeightsMethod):
     """Fu et al. 2020: gradients weighted by normalised activations."""
@@ -96,6 +136,10 @@ class XGradCAM(_WeightsMethod):
     name = "XGradCAM"
     summary = "axiom-based weights: sum(g * A) / sum(A) (Fu et al. 2020)"
     grad_cam_class = "XGradCAM"
+
+    def window_weights(self, local: LocalGradients, sums: torch.Tensor, area: int) -> torch.Tensor:
+        """sum(g * A / (sum(A) + 1e-7)) over the map."""
+        return (local.grads * local.windows / (sums[:, :, None, None] + 1e-7)).sum((2, 3))
 
 
 class RandomCAM(_WeightsMethod):
@@ -105,6 +149,10 @@ class RandomCAM(_WeightsMethod):
     summary = "random channel weights in [-1, 1], a sanity-check baseline"
     grad_cam_class = "RandomCAM"
     needs_gradients = False
+
+    def local_layer_map(self, local: LocalGradients, context) -> torch.Tensor:
+        """Not reached: a method without gradients never takes the local route."""
+        raise NotImplementedError
 
     def layer_map(self, acts: torch.Tensor, grads: torch.Tensor | None, ctx: LayerContext) -> torch.Tensor:
         """grad-cam only reads the gradients' shape, so a placeholder stands in for them."""
@@ -130,6 +178,12 @@ class _ImageMethod(CamMethod):
             return project(self.weighted(acts, grads))
         cam = grad_cam_host(self.grad_cam_class).get_cam_image(None, None, None, _np(acts), _np(grads), False)
         return torch.from_numpy(np.ascontiguousarray(cam, dtype=np.float32)).to(acts.device)
+
+    def local_layer_map(self, local: LocalGradients, context) -> torch.Tensor:
+        """The channel sum of the weighted window, placed on the map: zero elsewhere, where the gradient is zero."""
+        if context(int(local.image[0]), local.image[:1]).eigen_smooth:
+            return super().local_layer_map(local, context)
+        return local.place(self.weighted(local.windows, local.grads).sum(1))
 
 
 class HiResCAM(_ImageMethod):

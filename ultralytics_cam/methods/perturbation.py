@@ -35,6 +35,7 @@ class ScoreCAM(CamMethod):
     name = "ScoreCAM"
     summary = "channels weighted by the score of the input masked with each channel (Wang et al. 2020); slow"
     needs_gradients = False
+    runs_forwards = True
 
     def layer_map(self, acts: torch.Tensor, grads: torch.Tensor | None, ctx: LayerContext) -> torch.Tensor:
         """Score the input masked by every channel, in batches; all predictions are scored on each forward."""
@@ -61,6 +62,7 @@ class AblationCAM(CamMethod):
     name = "AblationCAM"
     summary = "channels weighted by the score drop when each channel is zeroed (Desai & Ramaswamy 2020); slow"
     needs_gradients = False
+    runs_forwards = True
 
     def layer_map(self, acts: torch.Tensor, grads: torch.Tensor | None, ctx: LayerContext) -> torch.Tensor:
         """Zero one channel per copy of the input through a forward hook on the layer."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["project"]
+__all__ = ["project", "project_windows"]
 
 
 def project(x: torch.Tensor) -> torch.Tensor:
@@ -32,3 +32,31 @@ def project(x: torch.Tensor) -> torch.Tensor:
     flip = proj.amin(1).abs() > proj.amax(1).abs()
     proj = torch.where(flip[:, None], -proj, proj)
     return proj.view(n, h, w).to(x.dtype)
+
+
+def project_windows(values: torch.Tensor, local) -> torch.Tensor | None:
+    """:func:`project` of maps that are zero outside one window each, without building them: (m, h, w), or None.
+
+    ``values`` (m, C, k, k) are the windows of the (m, C, h, w) maps described by ``local``
+    (:class:`~ultralytics_cam.methods.base.LocalGradients`). With X the (hw, C) pixels-by-channels matrix and mu its
+    column mean, the covariance is X^T X - hw mu mu^T (only the window's rows of X are non-zero) and the projection
+    is X v - mu v: the window's values, and the constant -mu v everywhere else. None when the map has fewer pixels
+    than channels (then :func:`project` uses the Gram matrix; the caller takes the dense route).
+    """
+    m, c, k, _ = values.shape
+    h, w = local.acts.shape[-2:]
+    n = h * w
+    if c > n:
+        return None
+    x = (values * local.inside).reshape(m, c, k * k).transpose(1, 2).double()  # (m, k^2, C); off-map rows are zero
+    mu = x.sum(1) / n  # (m, C)
+    cov = x.transpose(1, 2) @ x - n * mu[:, :, None] * mu[:, None, :]
+    _, vecs = torch.linalg.eigh(cov)
+    v = vecs[..., -1]  # (m, C)
+    base = -(mu * v).sum(1)  # (m,) the value of every pixel outside the window
+    window = (x @ v[:, :, None])[..., 0].view(m, k, k)
+    proj = local.place(window.float().to(values.dtype)).double() + base[:, None, None]
+    flat = proj.flatten(1)
+    flip = flat.amin(1).abs() > flat.amax(1).abs()
+    proj = torch.where(flip[:, None, None], -proj, proj)
+    return proj.to(values.dtype)
