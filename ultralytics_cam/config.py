@@ -50,6 +50,8 @@ class CamConfig:
         eigen_smooth: use the first principal component instead of the channel sum (grad-cam's ``eigen_smooth``).
         aug_smooth: average over six flipped / brightened inputs (grad-cam's ``aug_smooth``; six times the cost).
         save_maps: also save every prediction's own map when saving.
+        head_replay: on YOLO anchor heads with ``layers="auto"``, compute gradients by the local head replay (exact,
+            at about the cost of a predict); False forces the dense batched backward (for checking, or comparing).
     """
 
     method: str = "HiResCAM"
@@ -62,6 +64,7 @@ class CamConfig:
     eigen_smooth: bool = False
     aug_smooth: bool = False
     save_maps: bool = False
+    head_replay: bool = True
 
     def __post_init__(self) -> None:
         """Validate every field; errors name the option and what it accepts."""
@@ -75,7 +78,7 @@ class CamConfig:
         if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or not 0 <= self.alpha <= 1:
             raise ValueError(f"alpha={self.alpha!r} is not valid: use a number between 0 and 1.")
         colormap_id(self.colormap)
-        for name in ("show_boxes", "renormalize", "eigen_smooth", "aug_smooth", "save_maps"):
+        for name in ("show_boxes", "renormalize", "eigen_smooth", "aug_smooth", "save_maps", "head_replay"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name}={getattr(self, name)!r} is not valid: use True or False.")
 

@@ -133,7 +133,7 @@ class CamMaps:
         self._support: torch.Tensor | None = None  # (n, 4) for rendered maps
         self._dense: torch.Tensor | None = None
 
-    # -- construction -------------------------------------------------------------------------------------------------
+    # -- construction ----------------------------------------------------------------------------------------------
     @classmethod
     def from_layers(
         cls,
@@ -178,7 +178,7 @@ class CamMaps:
     def __len__(self) -> int:
         return self.n
 
-    # -- access ---------------------------------------------------------------------------------------------------------
+    # -- access ----------------------------------------------------------------------------------------------------
     def patch(self, i: int) -> Patch:
         """Map ``i`` at the input size as a patch (the whole map when its support is the whole input)."""
         big_h, big_w = self.input_hw
@@ -227,7 +227,7 @@ class CamMaps:
         out[p.y0 : p.y1, p.x0 : p.x1] = p.values
         return out
 
-    # -- helpers --------------------------------------------------------------------------------------------------------
+    # -- helpers ---------------------------------------------------------------------------------------------------
     def _input_box(self, hw: tuple[int, int], box: torch.Tensor) -> tuple[int, int, int, int] | None:
         """The input-size rows/columns where the upsampled layer map can be non-zero, or None for an empty map."""
         y0, y1, x0, x1 = (int(v) for v in box)
