@@ -47,6 +47,9 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 1
 
 #: Keys of ``yolo-cam val`` besides the CAM and Ultralytics keys (``ultralytics_cam.val_failures.cam_val``'s own).
 VAL_KEYS = ("kinds", "max_images", "strict")
+#: Keys of ``yolo-cam predict`` besides the CAM and Ultralytics keys: ``engine=local|ray`` (docs/scale.md).
+PREDICT_KEYS = ("engine",)
+ENGINES = ("local", "ray")
 #: Keys of ``yolo-cam layers``.
 LAYERS_KEYS = ("model", "imgsz", "task")
 #: Keys of ``yolo-cam app``: where it listens, its language, and what its form starts with.
@@ -216,7 +219,8 @@ def _all_keys() -> list[str]:
 def _predict_keys() -> list[str]:
     from .config import REFUSED_ULTRALYTICS_KEYS
 
-    return [k for k in _all_keys() if k not in REFUSED_ULTRALYTICS_KEYS]
+    # 'engine' is ours; 'resume' (docs/scale.md) and 'workers' (actors with engine=ray) are Ultralytics' own keys
+    return [*(k for k in _all_keys() if k not in REFUSED_ULTRALYTICS_KEYS), *PREDICT_KEYS]
 
 
 def _val_keys() -> list[str]:
@@ -529,6 +533,10 @@ def _report(predictor: Any, seen: int, seconds: float, interrupted: bool, verbos
         what = [_plural(n, w) for n, w in ((counts["images"], "image"), (counts["frames"], "video frame")) if n]
         _say(f"interrupted after {' and '.join(what) or 'no input'}; {_what_exists(predictor)}")
         return EXIT_INTERRUPTED
+    counts = summary.get("counts", {})
+    if seen == 0 and summary.get("sessions", 1) > 1 and counts.get("images", 0) + counts.get("frames", 0):
+        _say(f"nothing left to do: {predictor.save_dir} was already complete ({_plural(counts['images'], 'image')}).")
+        return EXIT_OK  # a resumed run that had nothing left to do succeeded
     if seen == 0:
         reasons = "; ".join(f"{Path(s['source']).name}: {s['reason']}" for s in skipped[:5])
         where = f" summary.json is in {predictor.save_dir}." if summary else ""
@@ -574,8 +582,15 @@ def _predict(cmd: Command, *, demo: bool = False) -> int:
 
         source = str(ASSETS)
         _say(f"'source' is missing; using 'source={source}'.")
+    engine = ult.pop("engine", "local")
+    if engine not in ENGINES:
+        raise UsageError(f"engine={engine!r} is not valid: use one of {', '.join(ENGINES)}.")
     check_source(source)
     check_project(ult.get("project"))
+    if engine == "ray":
+        from .distributed import run_predict_ray
+
+        return run_predict_ray(load_model(model_name, cmd.task, default=default_model), source, cam, ult, verbose)
     model = load_model(model_name, cmd.task, default=default_model)
     return run_predict(model, source, cam, ult, verbose)
 

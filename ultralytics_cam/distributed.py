@@ -21,7 +21,7 @@ from typing import Any
 
 from ._logging import LOGGER, PREFIX
 
-__all__ = ["RAY_INSTALL_HINT", "cam_ray", "import_ray", "output_names"]
+__all__ = ["RAY_INSTALL_HINT", "cam_ray", "import_ray", "output_names", "run_predict_ray"]
 
 RAY_INSTALL_HINT = 'engine=ray needs Ray Data: pip install "ultralytics-cam[ray]"'
 #: Environment variables the actors need to behave as the driver (offline mode, Ultralytics settings, verbosity).
@@ -252,3 +252,55 @@ def _run_pool(
             done += 1
             if progress is not None:
                 progress(done, len(rows))
+
+
+def run_predict_ray(model: Any, source: Any, cam: dict, ult: dict, verbose: bool) -> int:
+    """``yolo-cam predict engine=ray``: :func:`cam_ray` with a progress bar and the CLI's messages; the exit code.
+
+    Raises:
+        cli.UsageError: Ray is not installed (with the install command), or an option is invalid.
+        cli.RunError: the run failed, or no image could be explained.
+    """
+    import sys
+    import time
+
+    from ultralytics.utils import TQDM
+
+    from .cli import EXIT_OK, RunError, UsageError, _plural, _say
+    from .errors import CamError
+
+    try:
+        import_ray()
+    except ImportError as e:
+        raise UsageError(str(e)) from e
+    bar = TQDM(total=None, desc="yolo-cam ray", unit="img", disable=not verbose, file=sys.stderr)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    ult = {k: v for k, v in ult.items() if k != "save"}
+    workers = ult.pop("workers", None)
+    t0 = time.time()
+    try:
+        summary = cam_ray(model, source, workers=workers, progress=progress, **cam, **ult)
+    except (CamError, ValueError, FileNotFoundError) as e:
+        raise UsageError(str(e)) from e
+    except Exception as e:
+        raise RunError(f"the run failed: {type(e).__name__}: {e}") from e
+    finally:
+        bar.close()
+    seconds = time.time() - t0
+    counts, skipped = summary["counts"], summary["skipped"]
+    if not counts["images"]:
+        reasons = "; ".join(f"{Path(s['source']).name}: {s['reason']}" for s in skipped[:5])
+        raise RunError(f"no input could be explained{' (' + reasons + ')' if reasons else ''}.")
+    if verbose:
+        n = bar.n
+        _say(
+            f"{_plural(counts['images'], 'image')} explained on Ray in {seconds:.1f}s "
+            f"({n / seconds if seconds > 0 else 0.0:.2f} img/s for the {n} of this session) -> {summary['save_dir']}"
+        )
+    if skipped:
+        _say(f"{_plural(len(skipped), 'input')} skipped (listed with reasons in {summary['save_dir']}/summary.json).")
+    return EXIT_OK
