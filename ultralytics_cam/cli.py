@@ -52,6 +52,14 @@ PREDICT_KEYS = ("engine",)
 ENGINES = ("local", "ray")
 #: Keys of ``yolo-cam layers``.
 LAYERS_KEYS = ("model", "imgsz", "task")
+#: Keys of ``yolo-cam eval`` (``ultralytics_cam.ranking.evaluate``'s options).
+EVAL_KEYS = ("model", "source", "methods", "layers", "target", "max_images", "steps", "fill", "conf", "imgsz",
+             "device", "batch", "project", "name", "exist_ok", "verbose", "task")  # fmt: skip
+#: Keys of ``yolo-cam compare`` (``ultralytics_cam.ranking.compare``'s options and the CAM keys it passes on).
+COMPARE_KEYS = ("model", "source", "method", "layers", "target", "max_images", "conf", "imgsz", "device", "project",
+                "name", "exist_ok", "verbose", "task")  # fmt: skip
+#: Keys of ``yolo-cam report``.
+REPORT_KEYS = ("dir",)
 #: Keys of ``yolo-cam app``: where it listens, its language, and what its form starts with.
 APP_KEYS = ("host", "port", "lang", "model", "source", "project")
 
@@ -79,6 +87,8 @@ class ModeSpec:
         run: runs a parsed :class:`Command` of this mode and returns the exit code.
         help: returns the text of ``yolo-cam NAME help``.
         keys: returns the ``key=value`` keys the mode accepts (None: it takes none).
+        positional: the key a bare word fills (``yolo-cam report runs/detect/cam`` sets ``dir``); None: bare words
+            are errors.
         refused: whether Ultralytics keys that cannot be used with CAM (``REFUSED_ULTRALYTICS_KEYS``) are refused
             with their reason rather than as keys of another mode.
     """
@@ -90,6 +100,7 @@ class ModeSpec:
     help: Callable[[], str]
     keys: Callable[[], list[str]] | None = None
     refused: bool = False
+    positional: str | None = None
 
 
 @dataclass
@@ -138,7 +149,7 @@ def parse_args(argv: list[str]) -> Command:
 
     cam_keys, ult_keys = _cam_keys(), _ultralytics_keys()
     bool_keys = {k for k, v in {**ult_keys, **cam_keys}.items() if isinstance(v, bool)}
-    mode, task, args, want_help = None, None, {}, False
+    mode, task, args, want_help, bare = None, None, {}, False, []
     for a in merge_equals_args(list(argv)):
         word = a.lstrip("-") if a.startswith("-") and "=" not in a else a
         if a.startswith("--") and "=" in a:
@@ -166,10 +177,14 @@ def parse_args(argv: list[str]) -> Command:
             example = cam_keys.get(word, ult_keys.get(word))
             raise UsageError(f"'{word}' needs a value: {word}=VALUE, e.g. {word}={example}.")
         else:
-            choices = [*MODES, *TASKS, *cam_keys, *ult_keys]
-            raise UsageError(
-                f"'{a}' is not a yolo-cam mode, task or key.{_suggest(word, choices)} See 'yolo-cam help'."
-            )
+            bare.append((a, word))  # a path for a mode that takes one (report), else an error below
+    positional = MODE_SPECS[mode].positional if mode is not None else None
+    if bare and (positional is None or len(bare) > 1 or positional in args):
+        a, word = bare[0] if positional is None else bare[-1]
+        choices = [*MODES, *TASKS, *cam_keys, *ult_keys]
+        raise UsageError(f"'{a}' is not a yolo-cam mode, task or key.{_suggest(word, choices)} See 'yolo-cam help'.")
+    if bare:
+        args[positional] = bare[0][0]
     if "task" in args:
         task = args.pop("task")
         if task not in TASKS:
@@ -630,6 +645,75 @@ def _val(cmd: Command) -> int:
     return EXIT_OK
 
 
+def _eval(cmd: Command) -> int:
+    """``yolo-cam eval``: rank methods x layer sets on a sample of the user's images; print the table."""
+    from .errors import CamError
+    from .ranking import EvalInterrupted, evaluate
+
+    args = dict(cmd.args)
+    model_name, source = args.pop("model", None), args.pop("source", None)
+    verbose = bool(args.pop("verbose", True))
+    if model_name is None:
+        raise UsageError("'model' is missing: yolo-cam eval model=path/to/best.pt source=imgs/.")
+    if source is None:
+        from ultralytics.utils import ASSETS
+
+        source = str(ASSETS)
+        _say(f"'source' is missing; using 'source={source}'.")
+    check_source(source)
+    model = load_model(model_name, cmd.task)
+    try:
+        report = evaluate(model, source, progress=verbose, **args)
+    except EvalInterrupted as e:
+        _say(f"interrupted; the {len(e.report.ranking)} finished candidates are in {e.report.save_dir}")
+        return EXIT_INTERRUPTED
+    except (CamError, ValueError, TypeError) as e:
+        raise UsageError(str(e)) from e
+    print(report.table())
+    _say(f"eval.json, eval.csv, figures and index.html -> {report.save_dir}")
+    return EXIT_OK
+
+
+def _compare(cmd: Command) -> int:
+    """``yolo-cam compare model=a.pt,b.pt``: one method, several models, a figure per image."""
+    from .errors import CamError
+    from .ranking import compare
+
+    args = dict(cmd.args)
+    names = args.pop("model", None)
+    names = names if isinstance(names, (list, tuple)) else [n for n in str(names or "").split(",") if n.strip()]
+    if len(names) < 2:
+        raise UsageError("compare needs two or more models: yolo-cam compare model=before.pt,after.pt source=imgs/.")
+    source = args.pop("source", None)
+    if source is None:
+        from ultralytics.utils import ASSETS
+
+        source = str(ASSETS)
+        _say(f"'source' is missing; using 'source={source}'.")
+    check_source(source)
+    args.pop("verbose", None)
+    models = [load_model(n.strip(), cmd.task) for n in names]
+    try:
+        _, save_dir = compare(models, source, labels=[Path(n.strip()).name for n in names], **args)
+    except (CamError, ValueError, TypeError) as e:
+        raise UsageError(str(e)) from e
+    _say(f"comparison figures and index.html -> {save_dir}")
+    return EXIT_OK
+
+
+def _report_mode(cmd: Command) -> int:
+    """``yolo-cam report RUN_DIR``: (re)build the run folder's index.html."""
+    from .report import write_report
+
+    folder = cmd.args.get("dir")
+    if folder is None:
+        raise UsageError("give the run folder: yolo-cam report runs/detect/cam.")
+    if not Path(str(folder)).is_dir():
+        raise UsageError(f"'{folder}' is not a folder; give a run folder such as runs/detect/cam.")
+    print(write_report(str(folder)))
+    return EXIT_OK
+
+
 def _layers(cmd: Command) -> int:
     _, ult = check_values(cmd)
     if ult.get("model") is None:
@@ -759,6 +843,31 @@ MODE_SPECS: dict[str, ModeSpec] = {
             "",
             run=_listing(listings.version_text),
             help=lambda: listings.MODE_HELP_TEXTS["version"],
+        ),
+        ModeSpec(
+            "eval",
+            "rank methods x layers on your images: faithfulness, localisation, speed; a recommendation",
+            "model=best.pt source=imgs/ methods=HiResCAM,EigenCAM layers='auto;16,19'",
+            run=_eval,
+            help=listings.eval_help,
+            keys=lambda: list(EVAL_KEYS),
+        ),
+        ModeSpec(
+            "compare",
+            "models side by side on the same images and method (a figure per image)",
+            "model=before.pt,after.pt source=imgs/",
+            run=_compare,
+            help=listings.compare_help,
+            keys=lambda: list(COMPARE_KEYS),
+        ),
+        ModeSpec(
+            "report",
+            "(re)build the browsable index.html of a run folder",
+            "runs/detect/cam",
+            run=_report_mode,
+            help=listings.report_help,
+            keys=lambda: list(REPORT_KEYS),
+            positional="dir",
         ),
         ModeSpec(
             "help",

@@ -13,15 +13,19 @@ from typing import Any
 
 __all__ = [
     "CAM_KEY_HELP",
+    "EVAL_KEY_HELP",
     "MODE_HELP_TEXTS",
     "PREDICT_KEYS",
     "app_help",
+    "compare_help",
+    "eval_help",
     "help_text",
     "layers_help",
     "layers_text",
     "methods_text",
     "plugins_text",
     "predict_help",
+    "report_help",
     "ultralytics_key_help",
     "val_help",
     "version_text",
@@ -229,6 +233,78 @@ def val_help() -> str:
     lines += _ultralytics_lines(["model", "data", "imgsz", "batch", "device", "iou", "half", "project", "name"])
     lines += ["", "Every other 'yolo val' key is accepted and passed on to Ultralytics."]
     return "\n".join(lines)
+
+
+#: ``yolo-cam eval`` keys: description and example.
+EVAL_KEY_HELP: dict[str, tuple[str, str]] = {
+    "model": ("the model to evaluate (.pt)", "best.pt"),
+    "source": ("images to evaluate on (the first max_images)", "imgs/"),
+    "methods": ("methods to rank, separated by commas", "HiResCAM,LayerCAM,GradCAM,EigenCAM"),
+    "layers": ("candidate layer sets separated by ';' or spaces, each in the layers= syntax", "'auto;16,19,22;9'"),
+    "target": ("what each map explains (the task's default when not given)", "box"),
+    "max_images": ("images of the source to use (default 20)", "50"),
+    "steps": ("steps of each deletion / insertion curve (default 10)", "20"),
+    "fill": ("what deleted pixels become: gray (114) or blur (default gray)", "blur"),
+    "conf": ("confidence threshold of the explained predictions (default 0.25)", "0.1"),
+    "imgsz": ("model input size", "640"),
+    "device": ("device to run on", "cpu"),
+    "batch": ("perturbed images per forward pass (default 16)", "32"),
+    "project": ("parent folder of the run folder (default runs/<task>)", "my_runs"),
+    "name": ("run folder name (default eval, then eval2, ...)", "exp"),
+    "exist_ok": ("write into an existing run folder", "True"),
+    "verbose": ("show the progress bar (default True)", "False"),
+}
+
+
+def eval_help() -> str:
+    """Return ``yolo-cam eval help``."""
+    return "\n".join(
+        [
+            "yolo-cam eval model=MODEL source=SOURCE [methods=...] [layers='auto;16,19,22'] [key=value ...]",
+            "",
+            "Ranks every method x layer set on a sample of your images by faithfulness: insertion minus deletion",
+            "area (the prediction's own score as its map's top pixels are removed or revealed), the mean of the",
+            "image-level and box-level variants, with localisation (pointing game, energy in box) and ms per image.",
+            "A random map, ConfidenceMap and each candidate's inverted map are scored the same way beside it.",
+            "Prints the ranking and a recommendation; writes runs/<task>/eval: eval.json, eval.csv, figures/",
+            "and index.html. Ctrl-C keeps the finished candidates (exit code 130).",
+            "",
+            *[_key_line(k, "", text, ex) for k, (text, ex) in EVAL_KEY_HELP.items()],
+        ]
+    )
+
+
+def compare_help() -> str:
+    """Return ``yolo-cam compare help``."""
+    return "\n".join(
+        [
+            "yolo-cam compare model=A.pt,B.pt[,...] source=SOURCE [method=HiResCAM] [key=value ...]",
+            "",
+            "Runs one CAM method with every model on the same images (the first max_images) and saves a figure per",
+            "image, a row per model with its detections and its heatmap, into runs/<task>/compare with index.html.",
+            "",
+            _key_line("model", "", "two or more models, separated by commas", "before.pt,after.pt"),
+            _key_line("method", "HiResCAM", "the CAM method of every model", "EigenCAM"),
+            *[
+                _key_line(k, "", text, ex)
+                for k, (text, ex) in EVAL_KEY_HELP.items()
+                if k in ("source", "layers", "target", "max_images", "conf", "imgsz", "device", "project", "name")
+            ],
+        ]
+    )
+
+
+def report_help() -> str:
+    """Return ``yolo-cam report help``."""
+    return "\n".join(
+        [
+            "yolo-cam report RUN_DIR",
+            "",
+            "(Re)builds RUN_DIR/index.html, the self-contained report of a run folder: predict runs (detection and",
+            "heatmap per image, a sortable table of predictions, a class filter, pages of 50 images), eval rankings,",
+            "comparisons and val failures. Open it in any browser; it needs no network.",
+        ]
+    )
 
 
 def layers_help() -> str:

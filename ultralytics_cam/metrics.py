@@ -286,6 +286,7 @@ class _Case:
     ref: dict[str, Any]
     regions: list[np.ndarray | None]  # flat indices of each prediction's box (None: the whole image)
     base_score: np.ndarray  # (n,) score in the unperturbed image
+    tiebreak: np.ndarray | None = None  # (H, W) the random baseline's map: the order of equal map values
     ends: dict[tuple[str, str, int], float] = field(default_factory=dict)  # (level, kind, i) -> score at the far end
 
 
@@ -300,7 +301,7 @@ class FaithfulnessScorer:
         batch: perturbed images per forward pass.
         conf: confidence threshold of the perturbed predictions (low, so scores fade rather than vanish).
         imgsz, device: as in ``model.predict``; use those of the CAM run so the predictions match.
-        seed: seed of the tie-breaking among equal map values.
+        seed: seed of the random map that orders equal map values (the ``random`` baseline with the same seed).
     """
 
     def __init__(
@@ -397,6 +398,7 @@ class FaithfulnessScorer:
         else:
             regions = [np.flatnonzero(r) if r.any() else None for r in cam.regions()]
         case = _Case(image, blurred, self.task, cls, ref, regions, np.zeros(len(cls), np.float32))
+        case.tiebreak = random_maps(1, (h, w), seed=self.seed)[0]
         # The unperturbed image: the reference score, and for segment the reference masks in the predictor's space.
         (orig_res,) = list(self._predict([image]))
         if self.task == "segment" and orig_res.masks is not None and len(cls):
@@ -445,25 +447,29 @@ class FaithfulnessScorer:
         revealed[region] = case.blurred.reshape(h * w, -1)[region]
         return deleted.reshape(case.image.shape), revealed.reshape(case.image.shape)
 
-    def _order(self, m: np.ndarray, region: np.ndarray | None, rng: np.random.Generator) -> np.ndarray:
-        """Flat pixel indices (of the region) from the map's highest value down; ties in a fixed random order."""
+    def _order(self, m: np.ndarray, region: np.ndarray | None, tiebreak: np.ndarray) -> np.ndarray:
+        """Flat pixel indices (of the region) from the map's highest value down; ties in the random baseline's order.
+
+        Breaking ties by the random map (smooth blobs), not by independent per-pixel noise, makes a map without
+        information (constant, or empty) score as a random map does: scattered single pixels hurt a
+        detector far less than blobs, which would otherwise reward flat maps.
+        """
         flat = m.reshape(-1)
         idx = np.arange(flat.size) if region is None else region
-        values = flat[idx]
-        return idx[np.lexsort((rng.random(values.size), -values))]
+        return idx[np.lexsort((-tiebreak[idx], -flat[idx]))]
 
     def _perturbations(self, case: _Case, maps: np.ndarray) -> Iterator[tuple[tuple[str, str, int, int], np.ndarray]]:
         """Yield ``((level, kind, prediction, step), image)`` for the inner steps (1 .. steps-1) of every curve."""
         h, w = case.image.shape[:2]
         flat_img = case.image.reshape(h * w, -1)
         flat_fill = self._filled(case).reshape(h * w, -1)
+        tiebreak = case.tiebreak.reshape(-1)  # the same for every map: a fair comparison
         for i, m in enumerate(maps):
-            rng = np.random.default_rng(self.seed)  # the same tie-break for every map: a fair comparison
             for level in self.levels:
                 if level == "box" and (self.task == "classify" or case.regions[i] is None):
                     continue
                 region = case.regions[i] if level == "box" else None
-                order = self._order(m, region, rng)
+                order = self._order(m, region, tiebreak)
                 counts = np.round(self.fractions * order.size).astype(int)
                 if level == "image":
                     deleted, revealed = flat_img.copy(), case.blurred.reshape(h * w, -1).copy()
