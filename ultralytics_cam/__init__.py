@@ -44,6 +44,8 @@ __all__ = [
     "add_cam_callbacks",
     "add_val_failure_hook",
     "cam",
+    "compare",
+    "evaluate",
     "hookimpl",
     "install",
     "is_installed",
@@ -56,7 +58,11 @@ install()
 
 
 def __getattr__(name: str) -> Any:
-    """Resolve ``__version__`` lazily from the installed distribution's metadata."""
+    """Resolve ``__version__`` (from the installed distribution's metadata), ``evaluate`` and ``compare`` lazily."""
+    if name in ("evaluate", "compare"):  # lazily: the ranking pulls in the metrics only when used
+        from . import ranking
+
+        return getattr(ranking, name)
     if name == "__version__":
         from importlib.metadata import PackageNotFoundError, version
 

@@ -54,7 +54,8 @@ ENGINES = ("local", "ray")
 LAYERS_KEYS = ("model", "imgsz", "task")
 #: Keys of ``yolo-cam eval`` (``ultralytics_cam.ranking.evaluate``'s options).
 EVAL_KEYS = ("model", "source", "methods", "layers", "target", "max_images", "steps", "fill", "conf", "imgsz",
-             "device", "batch", "project", "name", "exist_ok", "verbose", "task")  # fmt: skip
+             "device", "batch", "project", "name", "exist_ok", "verbose", "task", "max_det", "classes",
+             "iou")  # fmt: skip
 #: Keys of ``yolo-cam compare`` (``ultralytics_cam.ranking.compare``'s options and the CAM keys it passes on).
 COMPARE_KEYS = ("model", "source", "method", "layers", "target", "max_images", "conf", "imgsz", "device", "project",
                 "name", "exist_ok", "verbose", "task")  # fmt: skip

@@ -253,6 +253,9 @@ EVAL_KEY_HELP: dict[str, tuple[str, str]] = {
     "name": ("run folder name (default eval, then eval2, ...)", "exp"),
     "exist_ok": ("write into an existing run folder", "True"),
     "verbose": ("show the progress bar (default True)", "False"),
+    "max_det": ("at most this many predictions explained per image (Ultralytics' max_det)", "10"),
+    "classes": ("explain only these classes (Ultralytics' classes)", "[0,2]"),
+    "iou": ("NMS IoU threshold (Ultralytics' iou)", "0.5"),
 }
 
 

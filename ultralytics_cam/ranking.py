@@ -244,6 +244,7 @@ def evaluate(
     name: str = "eval",
     exist_ok: bool = False,
     progress: bool = False,
+    **cam_kwargs: Any,
 ) -> EvalReport:
     """Rank CAM methods x layer sets by faithfulness on a sample of images; write ``eval.json``/``eval.csv``.
 
@@ -266,6 +267,7 @@ def evaluate(
         name: the run folder's name (``eval``, ``eval2``, ... unless ``exist_ok``).
         exist_ok: reuse an existing run folder.
         progress: show a progress bar (the CLI does).
+        **cam_kwargs: other ``model.cam`` options for every candidate (``max_det``, ``classes``, ``iou``, ...).
 
     Returns:
         An :class:`EvalReport`; ``report.table()`` is what ``yolo-cam eval`` prints.
@@ -294,7 +296,7 @@ def evaluate(
         raise ValueError(f"source={source!r} holds no image.")
     names, images = [n for n, _ in sample], [im for _, im in sample]
     scorer = metrics.FaithfulnessScorer(model, steps=steps, fill=fill, batch=batch, imgsz=imgsz, device=device)
-    cam_kwargs = {"conf": conf, "verbose": False, **({"target": target} if target else {})}
+    cam_kwargs = {**cam_kwargs, "conf": conf, "verbose": False, **({"target": target} if target else {})}
     cam_kwargs.update({k: v for k, v in {"imgsz": imgsz, "device": device}.items() if v is not None})
     settings = {
         "model": str(getattr(model, "ckpt_path", None) or getattr(model, "model_name", "") or ""),
@@ -309,6 +311,7 @@ def evaluate(
         "conf": conf,
         "imgsz": imgsz,
         "device": None if device is None else str(device),
+        **{k: v for k, v in cam_kwargs.items() if k not in ("conf", "verbose", "target")},
     }
     cases: dict[int, Any] = {}
     baseline_rows: list[dict] = []
