@@ -18,7 +18,7 @@ import pytest
 from browser import ConsoleErrors, browser
 from test_app import images_folder
 
-from conftest import ROOT
+from conftest import MODELS, ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -114,6 +114,19 @@ def wait_for_status(page, *statuses: str, timeout: float = 120) -> str:
     return page.get_attribute("#cam-status", "data-status")
 
 
+def start_and_wait(page, timeout: float = 120) -> str:
+    """Press Start and return how the new run ended (not the previous run, which the page shows until then)."""
+    before = int(page.get_attribute("#cam-status", "data-version"))
+    page.click("#cam-start")
+    page.wait_for_function(
+        "([v, ends]) => { const s = document.querySelector('#cam-status');"
+        " return s && Number(s.dataset.version) > v && ends.includes(s.dataset.status); }",
+        arg=[before, ["completed", "interrupted", "failed"]],
+        timeout=timeout * 1000,
+    )
+    return page.get_attribute("#cam-status", "data-status")
+
+
 def test_a_run_from_the_page_writes_the_folders_and_fills_the_gallery(
     page, chromium, app_url, console_errors, tmp_path
 ):
@@ -123,8 +136,7 @@ def test_a_run_from_the_page_writes_the_folders_and_fills_the_gallery(
     fill(page, "cam-source", source)
     fill(page, "cam-project", out)
     fill(page, "cam-imgsz", 320)
-    page.click("#cam-start")
-    assert wait_for_status(page, "completed", "failed") == "completed", page.inner_text("#cam-status")
+    assert start_and_wait(page) == "completed", page.inner_text("#cam-status")
     save_dir = out / "cam"
     folders = sorted(p.name for p in save_dir.iterdir() if p.is_dir())
     assert folders == sorted(p.stem for p in source.iterdir())
@@ -187,8 +199,7 @@ def test_bad_weights_show_the_error_and_advice(page, tmp_path):
     fill(page, "cam-model", bad)
     fill(page, "cam-source", images_folder(tmp_path))
     fill(page, "cam-project", tmp_path / "out")
-    page.click("#cam-start")
-    assert wait_for_status(page, "failed", "completed", timeout=60) == "failed"
+    assert start_and_wait(page, timeout=60) == "failed"
     error = page.inner_text("#cam-error")
     assert "坏的 best.pt" in error
     assert "Choose a .pt file saved by Ultralytics" in page.inner_text("#cam-advice")
@@ -207,3 +218,19 @@ def test_browse_picks_the_folder_of_a_ticked_image(page, app_cwd):
     page.wait_for_function(
         f"document.querySelector('#cam-source textarea, #cam-source input').value === {json.dumps(str(folder))}"
     )
+
+
+def test_uploaded_weights_and_images_make_a_run(page, tmp_path):
+    demo = sorted((ROOT / "ultralytics_cam" / "assets" / "demo").glob("*.png"))[:2]
+    page.get_by_text("…or upload a .pt file").click()
+    page.set_input_files("#cam-weights-file input[type=file]", str(MODELS / "pose.pt"))
+    page.wait_for_function("document.querySelector('#cam-task textarea, #cam-task input').value === 'pose'")
+    page.get_by_text("…or upload images").click()
+    page.set_input_files("#cam-uploads input[type=file]", [str(p) for p in demo])
+    page.locator("#cam-uploads", has_text=demo[-1].name).wait_for()
+    fill(page, "cam-project", tmp_path / "out")
+    fill(page, "cam-imgsz", 320)
+    assert start_and_wait(page) == "completed", page.inner_text("#cam-status")
+    summary = json.loads((tmp_path / "out" / "cam" / "summary.json").read_text(encoding="utf-8"))
+    assert summary["settings"]["ultralytics"]["task"] == "pose"
+    assert sorted(i["folder"] for i in summary["images"]) == [p.stem for p in demo]  # the uploads, not the folder

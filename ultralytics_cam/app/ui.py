@@ -106,13 +106,21 @@ def build_app(
                 gr.Markdown(f"### {t('inputs')}")
                 model_box = gr.Textbox(label=t("model"), value=model, elem_id="cam-model")
                 with gr.Accordion(t("model_upload"), open=False):
-                    model_file = gr.File(show_label=False, file_types=[".pt"], file_count="single", height=120)
+                    model_file = gr.File(
+                        show_label=False,
+                        file_types=[".pt"],
+                        file_count="single",
+                        height=120,
+                        elem_id="cam-weights-file",
+                    )
                 task_box = gr.Textbox(label=t("task"), interactive=False, elem_id="cam-task")
                 source_box = gr.Textbox(label=t("source"), value=source, elem_id="cam-source")
                 with gr.Accordion(t("browse"), open=False):
                     explorer = gr.FileExplorer(root_dir=str(browse_root), file_count="single", max_height=260)
                 with gr.Accordion(t("uploads"), open=False):
-                    uploads = gr.File(show_label=False, file_count="multiple", file_types=["image"], height=140)
+                    uploads = gr.File(
+                        show_label=False, file_count="multiple", file_types=["image"], height=140, elem_id="cam-uploads"
+                    )
                 project_box = gr.Textbox(label=t("project"), value=project, elem_id="cam-project")
             with gr.Column():
                 gr.Markdown(f"### {t('options')}")

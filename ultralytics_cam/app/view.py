@@ -53,7 +53,8 @@ def status_html(state: RunState, lang: str, file_url: Callable[[str], str]) -> s
     if state.current and status in ("running", "stopping"):
         parts.append(f"{t('current')}: {esc(state.current)}")
     lines = [
-        f'<div id="cam-status" class="cam-status cam-{status}" data-status="{status}" data-done="{state.done}">',
+        f'<div id="cam-status" class="cam-status cam-{status}" data-status="{status}" data-done="{state.done}" '
+        f'data-version="{state.version}">',
         f'<progress id="cam-progress" max="1" value="{fraction:.4f}"></progress>',
         f"<p><strong>{esc(headline)}</strong>{' · ' + ' · '.join(parts) if parts else ''}</p>",
     ]
