@@ -1,0 +1,248 @@
+"""Resumable runs (SPEC §11): ``manifest.jsonl``, ``resume=True`` after a ``kill -9``, merged ``summary.json``."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from ultralytics_cam.manifest import MANIFEST_NAME, Manifest, clean_partials, resume_dir
+
+from conftest import MODELS, relative_runs_dir, render
+
+SCRIPT = Path(sys.executable).with_name("yolo-cam")
+IMAGE_FILES = ["cam.json", "detection.png", "heatmap.npy", "heatmap.png"]
+#: Keys of cam.json / summary.json that are timings (they differ between any two runs).
+TIMINGS = {"ms", "ms_per_image", "seconds", "started", "speed", "time"}
+
+
+def synthetic_folder(folder: Path, n: int) -> Path:
+    """``n`` synthetic detection images the trained detector finds objects in, plus a text file and a corrupt JPEG."""
+    folder.mkdir()
+    for i in range(n):
+        im, _ = render("detect", seed=i, imgsz=160)
+        cv2.imwrite(str(folder / f"im{i:03d}.png"), im)
+    (folder / "notes.txt").write_text("not an image")
+    (folder / "zz_corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    return folder
+
+
+def cli_env(tmp_path: Path) -> dict:
+    """The environment of a ``yolo-cam`` subprocess: offline, its own settings, runs/ under its cwd."""
+    relative_runs_dir(tmp_path / "yolo-config")
+    env = {k: v for k, v in os.environ.items() if k not in {"PYTEST_CURRENT_TEST", "GITHUB_ACTIONS"}}
+    env.update(YOLO_OFFLINE="1", YOLO_CONFIG_DIR=str(tmp_path / "yolo-config"), YOLO_VERBOSE="False")
+    return env
+
+
+def image_lines(save_dir: Path) -> list[dict]:
+    return [x for x in Manifest(save_dir).lines() if x.get("event") == "image"]
+
+
+def without_timings(obj):
+    """A JSON value with its timing keys removed, recursively (what two identical runs share)."""
+    if isinstance(obj, dict):
+        return {k: without_timings(v) for k, v in obj.items() if k not in TIMINGS}
+    if isinstance(obj, list):
+        return [without_timings(v) for v in obj]
+    return obj
+
+
+def assert_same_outputs(run: Path, reference: Path, names: list[str]) -> None:
+    """Every image folder of ``run`` holds the files of ``reference``; deterministic ones are byte-identical."""
+    for name in names:
+        a, b = run / name, reference / name
+        assert sorted(p.name for p in a.iterdir()) == IMAGE_FILES, name
+        assert (a / "heatmap.npy").read_bytes() == (b / "heatmap.npy").read_bytes(), name
+        ja, jb = (json.loads((x / "cam.json").read_text(encoding="utf-8")) for x in (a, b))
+        assert without_timings(ja) == without_timings(jb), name
+
+
+def leftovers(folder: Path) -> list[Path]:
+    """Hidden staging folders and temporary files anywhere in the run."""
+    return list(folder.rglob(".*"))
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_completes_every_image_exactly_once(tmp_path):
+    """A real ``yolo-cam`` run killed with SIGKILL part-way, then resumed: the result equals an uninterrupted run."""
+    n = 24
+    src = synthetic_folder(tmp_path / "imgs", n)
+    env = cli_env(tmp_path)
+    args = [str(SCRIPT), "predict", f"model={MODELS / 'detect.pt'}", f"source={src}", "imgsz=160"]
+
+    reference = subprocess.run([*args, "name=reference"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert reference.returncode == 0, reference.stderr
+    ref_dir = tmp_path / "runs" / "detect" / "reference"
+
+    # kill -9 as soon as a few images are recorded: whatever is in flight then is lost
+    proc = subprocess.Popen([*args, "name=run"], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    save_dir = tmp_path / "runs" / "detect" / "run"
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if (save_dir / MANIFEST_NAME).exists() and len(image_lines(save_dir)) >= 5:
+            break
+        time.sleep(0.005)
+    assert proc.poll() is None, f"the run ended before it could be killed: {proc.stderr.read()}"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    proc.stderr.close()
+    assert proc.returncode == -signal.SIGKILL
+    done_before = {x["source"] for x in image_lines(save_dir)}
+    assert 5 <= len(done_before) < n, "killed part-way"
+    assert not (save_dir / "summary.json").exists(), "a killed run writes no summary"
+
+    resumed = subprocess.run([*args, "name=run", "resume=True"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+
+    # every image complete exactly once, those done before the kill not redone
+    lines = image_lines(save_dir)
+    sources = [x["source"] for x in lines]
+    names = [f"im{i:03d}" for i in range(n)]
+    assert sorted(sources) == sorted(str(src / f"{name}.png") for name in names)
+    assert len(sources) == len(set(sources)) == n, "each image recorded exactly once"
+    sessions = [x for x in Manifest(save_dir).lines() if x.get("event") == "run"]
+    assert len(sessions) == 2 and [x["engine"] for x in sessions] == ["local", "local"]
+    assert sorted(p.name for p in save_dir.iterdir() if p.is_dir()) == names
+    assert not leftovers(save_dir), "no staging folder or .tmp file is left"
+    assert_same_outputs(save_dir, ref_dir, names)
+
+    # summary.json is merged: it counts the images of both sessions, as the uninterrupted run does
+    summary = json.loads((save_dir / "summary.json").read_text(encoding="utf-8"))
+    ref = json.loads((ref_dir / "summary.json").read_text(encoding="utf-8"))
+    assert summary["status"] == "completed" and summary["sessions"] == 2 and ref["sessions"] == 1
+    assert summary["counts"] == ref["counts"] and summary["counts"]["images"] == n
+    assert sorted(without_timings(summary["images"]), key=str) == sorted(without_timings(ref["images"]), key=str)
+    assert summary["skipped"] == ref["skipped"] and len(ref["skipped"]) == 2
+    assert summary["settings"] == {**ref["settings"], "ultralytics": {**ref["settings"]["ultralytics"], "name": "run"}}
+
+
+def test_resume_redoes_half_written_images_and_cleans_up(tmp_path):
+    """Folders without a manifest line, and folders whose files are not as recorded, are redone; leftovers go."""
+    from conftest import trained
+
+    src = synthetic_folder(tmp_path / "imgs", 4)
+    model = trained("detect")
+    kw = {"save": True, "imgsz": 160, "project": tmp_path / "out", "verbose": False}
+    model.cam(src, **kw)
+    save_dir = tmp_path / "out" / "cam"
+    reference = {p.name: (p / "heatmap.npy").read_bytes() for p in save_dir.iterdir() if p.is_dir()}
+    manifest = save_dir / MANIFEST_NAME
+    lines = manifest.read_text(encoding="utf-8").splitlines(keepends=True)
+    assert [json.loads(x)["event"] for x in lines] == ["run", "image", "image", "image", "image", "end"]
+    # the kill: im003's line never written, im002's line torn half-way; im001's heatmap.npy lost its bytes
+    manifest.write_text("".join(lines[:3]) + lines[3][:25], encoding="utf-8")
+    (save_dir / "im001" / "heatmap.npy").write_bytes(b"")
+    (save_dir / ".cam-partial-0badf00d").mkdir()
+    (save_dir / ".cam-partial-0badf00d" / "heatmap.png").write_bytes(b"half")
+    (save_dir / "im003" / ".1234abcd.tmp").write_bytes(b"half")
+    (save_dir / "summary.json").unlink()
+
+    state = Manifest(save_dir).state()
+    assert sorted(Path(s).name for s in state.images) == ["im000.png"]
+    assert [Path(s).name for s in state.redo] == ["im001.png"]
+
+    results = model.cam(src, resume=True, **kw)
+    assert sorted(Path(r.path).name for r in results) == ["im001.png", "im002.png", "im003.png"]
+    assert not leftovers(save_dir)
+    assert {p.name: (p / "heatmap.npy").read_bytes() for p in save_dir.iterdir() if p.is_dir()} == reference
+    summary = json.loads((save_dir / "summary.json").read_text(encoding="utf-8"))
+    assert summary["counts"]["images"] == 4 and summary["sessions"] == 2
+    assert sorted(i["folder"] for i in summary["images"]) == ["im000", "im001", "im002", "im003"]
+    text = manifest.read_text(encoding="utf-8")
+    assert text.endswith("\n") and all(json.loads(x) for x in text.splitlines()), "the torn line was cut off"
+    assert len(image_lines(save_dir)) == 5  # im000 and im001 (twice: its bad record and the redo), im002, im003
+
+
+def test_resume_keeps_same_stem_names(tmp_path):
+    """``a/x.png`` and ``b/x.png`` are saved as ``x`` and ``x-2``; resuming after the first keeps ``x-2``."""
+    from conftest import trained
+
+    for sub, seed in (("a", 1), ("b", 2)):
+        (tmp_path / sub).mkdir()
+        cv2.imwrite(str(tmp_path / sub / "x.png"), render("detect", seed=seed, imgsz=96)[0])
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{tmp_path / 'a' / 'x.png'}\n{tmp_path / 'b' / 'x.png'}\n", encoding="utf-8")
+    model = trained("detect")
+    kw = {"save": True, "imgsz": 96, "project": tmp_path / "out", "verbose": False}
+    model.cam(listing, **kw)
+    save_dir = tmp_path / "out" / "cam"
+    full = (save_dir / "x-2" / "heatmap.npy").read_bytes()
+    lines = (save_dir / MANIFEST_NAME).read_text(encoding="utf-8").splitlines(keepends=True)
+    (save_dir / MANIFEST_NAME).write_text("".join(lines[:2]), encoding="utf-8")  # x recorded, x-2 not
+    (results,) = model.cam(listing, resume=True, **kw)
+    assert results.path == str(tmp_path / "b" / "x.png")
+    assert sorted(p.name for p in save_dir.iterdir() if p.is_dir()) == ["x", "x-2"]
+    assert (save_dir / "x-2" / "heatmap.npy").read_bytes() == full
+
+
+def test_resume_refuses_other_settings_and_finds_the_latest_run(tmp_path):
+    from conftest import trained
+
+    src = synthetic_folder(tmp_path / "imgs", 1)
+    model = trained("detect")
+    kw = {"save": True, "imgsz": 96, "project": tmp_path / "out", "verbose": False}
+    model.cam(src, **kw)
+    model.cam(src, **kw)  # cam-2, the latest
+    save_dir = tmp_path / "out" / "cam-2"
+    assert resume_dir(tmp_path / "out" / "cam-3", "cam", True) == save_dir
+    assert resume_dir(tmp_path / "out" / "cam-3", "other", True) is None
+    with pytest.raises(FileNotFoundError, match=r"has no manifest\.jsonl"):
+        resume_dir(tmp_path / "out" / "cam-3", "cam", str(tmp_path / "imgs"))
+    with pytest.raises(ValueError, match=r"method='HiResCAM' before, 'GradCAM' now"):
+        model.cam(src, resume=True, method="GradCAM", **kw)
+    with pytest.raises(ValueError, match=r"imgsz=96 before, 128 now"):
+        model.cam(src, resume=True, **{**kw, "imgsz": 128})
+    # settings that do not change the outputs may change; resume=<folder> picks that folder
+    assert model.cam(src, resume=str(tmp_path / "out" / "cam"), **{**kw, "batch": 2}) == []
+    assert not (tmp_path / "out" / "cam-3").exists()
+    # resume=True with no earlier run starts a new one
+    assert len(model.cam(src, resume=True, **{**kw, "name": "fresh"})) == 1
+    assert (tmp_path / "out" / "fresh" / MANIFEST_NAME).is_file()
+
+
+def test_manifest_lines_are_fsynced_and_torn_tails_cut(tmp_path, monkeypatch):
+    synced = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real(fd)))
+    m = Manifest(tmp_path)
+    m.append({"event": "image", "source": "a", "folder": "a", "files": {}})
+    assert len(synced) == 1
+    m.close()
+    with open(tmp_path / MANIFEST_NAME, "a", encoding="utf-8") as f:
+        f.write('{"event": "ima')  # a kill in mid-write
+    assert [x["source"] for x in Manifest(tmp_path).lines()] == ["a"]
+    m = Manifest(tmp_path)
+    m.append({"event": "end"})
+    m.close()
+    assert [x["event"] for x in Manifest(tmp_path).lines()] == ["image", "end"]
+    assert clean_partials(tmp_path / "missing") == []
+
+
+def test_video_resume_skips_a_finished_video(tmp_path, assets):
+    """A video whose last frame was saved is recorded in the manifest and not redone by a resume."""
+    from conftest import trained
+
+    video = tmp_path / "vids" / "clip.mp4"
+    video.parent.mkdir()
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 5, (96, 96))
+    for i in range(3):
+        writer.write(np.ascontiguousarray(render("detect", seed=i, imgsz=96)[0]))
+    writer.release()
+    model = trained("detect")
+    kw = {"save": True, "imgsz": 96, "project": tmp_path / "out", "verbose": False}
+    model.cam(video.parent, **kw)
+    save_dir = tmp_path / "out" / "cam"
+    (line,) = [x for x in Manifest(save_dir).lines() if x.get("event") == "video"]
+    assert line["frames"] == 3 and "cam.jsonl" in line["files"]
+    assert model.cam(video.parent, resume=True, **kw) == []
+    summary = json.loads((save_dir / "summary.json").read_text(encoding="utf-8"))
+    assert summary["counts"]["videos"] == 1 and summary["counts"]["frames"] == 3
