@@ -109,3 +109,14 @@ def render(task: str, seed: int, imgsz: int = 160):
     import synthetic_shapes
 
     return synthetic_shapes.render_image(task, np.random.default_rng(seed), imgsz)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One local Ray cluster (2 CPUs) for the whole test session; yields its address (for RAY_ADDRESS)."""
+    ray = pytest.importorskip("ray", reason='engine=ray needs the [ray] extra: pip install "ultralytics-cam[ray]"')
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()
