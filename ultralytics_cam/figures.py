@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import io
+import re
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +52,21 @@ def cjk_font() -> str | None:
     """The name of an installed font family with CJK glyphs, or None."""
     from matplotlib import font_manager
 
-    installed = {f.name for f in font_manager.fontManager.ttflist}
-    return next((name for name in CJK_FONTS if name in installed), None)
+    def pick() -> str | None:
+        installed = {f.name for f in font_manager.fontManager.ttflist}
+        return next((name for name in CJK_FONTS if name in installed), None)
+
+    found = pick()
+    if found is None:  # matplotlib's font cache predates the font's installation: add the system's CJK files
+        pattern = re.compile(r"(wqy|cjk|sourcehan|droidsansfallback|msyh|simhei|pingfang|hiragino|malgun|yugoth)", re.I)
+        for path in font_manager.findSystemFonts():
+            if pattern.search(Path(path).name):
+                try:
+                    font_manager.fontManager.addfont(path)
+                except (OSError, RuntimeError, ValueError):
+                    continue
+        found = pick()
+    return found
 
 
 def font_family(texts: list[str] = ()) -> list[str]:
@@ -114,7 +128,7 @@ def _fonts(texts: list[str]) -> Any:
     """A matplotlib rc context whose sans-serif fallback list covers ``texts`` (text properties are set at creation)."""
     from matplotlib import rc_context
 
-    return rc_context({"font.family": "sans-serif", "font.sans-serif": font_family(texts)})
+    return rc_context({"font.family": font_family(texts)})  # a list of names: matplotlib falls back glyph by glyph
 
 
 def _new_figure(rows: int, cols: int, hw: tuple[int, int], extra_width: float = 0.0) -> Any:
@@ -123,7 +137,10 @@ def _new_figure(rows: int, cols: int, hw: tuple[int, int], extra_width: float = 
 
     h, w = hw
     panel_h = PANEL_INCHES * h / w
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     fig = Figure(figsize=(cols * PANEL_INCHES + extra_width + 0.4, rows * (panel_h + 0.45) + 0.5), dpi=DPI)
+    FigureCanvasAgg(fig)  # a real canvas: the figure can be drawn and measured before it is saved
     fig.set_layout_engine("constrained")
     return fig
 
