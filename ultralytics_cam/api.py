@@ -1,7 +1,16 @@
-"""``model.cam(...)``: run a CAM over any Ultralytics source and return ``Results`` with ``r.cam`` attached."""
+"""``model.cam(...)``: run a CAM over any Ultralytics source and return ``Results`` with ``r.cam`` attached.
+
+Like ``model.predict``, which keeps its predictor in ``model.predictor``, ``model.cam`` reuses its CAM predictor
+across calls while the model and the options are unchanged, so a loop of single-frame calls does not pay for setting
+up the model (a deep copy, ``AutoBackend``, fusing) and the warm-up on every frame. The predictor is kept beside the
+model (a weak mapping), never in ``model.predictor``; a changed option, a reloaded model (``model.model`` replaced),
+weights changed in place (tensor versions move), other callbacks, or a run that saves (each gets its own folder)
+build a fresh one.
+"""
 
 from __future__ import annotations
 
+import weakref
 from collections import defaultdict
 from typing import Any
 
@@ -38,7 +47,7 @@ def cam(model: Any, source: Any = None, stream: bool = False, **kwargs: Any) -> 
         UnsupportedModelError: the model is an export or has no explainable head.
         MethodError, TargetError, LayerError, ValueError, TypeError: an option is invalid (the message says which).
     """
-    predictor = cam_predictor(model, **kwargs)
+    predictor = cam_predictor(model, reuse=True, **kwargs)
     if source is None:
         from ultralytics.utils import ASSETS
 
@@ -47,11 +56,16 @@ def cam(model: Any, source: Any = None, stream: bool = False, **kwargs: Any) -> 
     return predictor(source=source, stream=stream)
 
 
-def cam_predictor(model: Any, **kwargs: Any) -> Any:
+#: model -> (the options and state the predictor was built for, the predictor); weak, so it never keeps a model alive.
+_REUSED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def cam_predictor(model: Any, *, reuse: bool = False, **kwargs: Any) -> Any:
     """Build the CAM predictor that :func:`cam` runs (options checked, model set up; nothing is read yet).
 
     ``yolo-cam`` uses it to reach the run (``predictor.cam_run``) for progress and a clean Ctrl-C; ``kwargs`` are
-    those of :func:`cam`.
+    those of :func:`cam`. With ``reuse``, the predictor of the previous call on this model is returned when nothing
+    it depends on changed (see the module docstring).
     """
     import torch
     from ultralytics.engine.model import Model
@@ -70,10 +84,30 @@ def cam_predictor(model: Any, **kwargs: Any) -> Any:
     config, overrides = split_kwargs(kwargs)
     args = {**model.overrides, **PREDICT_DEFAULTS, **overrides, "mode": "predict"}
     args["name"] = overrides.get("name") or "cam"  # runs/<task>/cam, then Ultralytics' increment rule (cam-2, ...)
-    predictor = cam_predictor_class(model._smart_load("predictor"))(overrides=args, _callbacks=_callbacks_for(model))
+    callbacks = _callbacks_for(model)
+    key = _reuse_key(model, config, args, callbacks) if reuse and not args.get("save") else None
+    if key is not None:
+        kept = _REUSED.get(model)
+        if kept is not None and kept[0] == key and not kept[1]._lock.locked():  # locked: a stream is still running
+            return kept[1]
+    predictor = cam_predictor_class(model._smart_load("predictor"))(overrides=args, _callbacks=callbacks)
     predictor.cam_config = config
     predictor.setup_model(model=model.model, verbose=False)
+    if key is not None:
+        _REUSED[model] = (key, predictor)
     return predictor
+
+
+def _reuse_key(model: Any, config: Any, args: dict, callbacks: dict) -> tuple:
+    """Everything a CAM predictor depends on.
+
+    The options, the network object, its tensors' identities, storage and versions (an in-place change such as
+    ``load_state_dict`` bumps a tensor's version), and the callbacks.
+    """
+    net = model.model
+    tensors = tuple((id(t), t.data_ptr(), t._version) for t in (*net.parameters(), *net.buffers()))
+    hooks = tuple((event, tuple(id(f) for f in fns)) for event, fns in sorted(callbacks.items()) if fns)
+    return (repr(config), repr(sorted(args.items(), key=lambda kv: kv[0])), id(net), tensors, hooks)
 
 
 def _callbacks_for(model: Any) -> dict:

@@ -11,9 +11,9 @@ no autograd graph.
 Padding must behave as it does on the full map: the window is cut from the zero-padded head input, and after every
 stage of the branch the positions that lie outside the feature map are zeroed again, because the real network
 zero-pads each intermediate map while a convolution's bias and activation would make those positions non-zero.
-Inside the window the branch runs with its own ("same") padding; positions near the window's edge are then wrong, but
-a position's error never reaches the centre (it moves inwards by one stage radius per stage, and there are R of
-them), so the centre value and the gradient flowing back from it are exact.
+Each convolution runs unpadded ("valid"), so the window shrinks by the stage's radius on each side and the last stage
+leaves exactly the anchor's position: only the values the centre depends on are computed (a fifth of the work of
+running the branch's own padded convolutions on the window).
 
 The branch structure is read from the head at run time: which modules compute each raw output (the head's own
 ``one2many`` / ``one2one`` component tables), and each module's kernel, stride, dilation and padding. A branch with
@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["Branch", "BranchError", "analyse_branch", "cut_windows", "head_blocks"]
@@ -67,18 +68,33 @@ class Branch:
     stages: tuple[nn.Module, ...]
     radius: int
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None
+    radii: tuple[int, ...] = ()
 
     def __call__(self, windows: torch.Tensor, inside: torch.Tensor) -> torch.Tensor:
-        """Return the (N, channels) output at the centre of each of the (N, C, k, k) ``windows``.
+        """Return the (N, channels) output at the centre of each of the (N, C, k, k) ``windows``, k = 2R + 1.
 
         ``inside`` is (N, 1, k, k): 1 where a window position lies on the feature map, 0 where it lies outside.
         """
         x = windows * inside  # zero already; multiplied so that no gradient flows to positions off the map
-        for stage in self.stages:
-            x = stage(x) * inside  # the real map is zero-padded there, whatever the bias and activation made of it
-        r = (x.shape[-1] - 1) // 2
-        out = x[:, :, r, r]
+        for stage, r in zip(self.stages, self.radii):
+            x = _valid(stage, x)
+            if r:
+                inside = inside[..., r:-r, r:-r]
+            x = x * inside  # the real map is zero-padded there, whatever the bias and activation made of it
+        out = x[:, :, 0, 0]
         return self.transform(out) if self.transform is not None else out
+
+
+def _valid(stage: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Run one stage with its convolution unpadded (the stage kinds are those :func:`_stages` accepted)."""
+    if isinstance(stage, nn.Conv2d):
+        return F.conv2d(x, stage.weight, stage.bias, 1, 0, stage.dilation, stage.groups)
+    conv = getattr(stage, "conv", None)
+    if isinstance(conv, nn.Conv2d):  # Ultralytics' Conv: act(bn(conv(x))), or act(conv(x)) once fused
+        y = F.conv2d(x, conv.weight, conv.bias, 1, 0, conv.dilation, conv.groups)
+        bn = getattr(stage, "bn", None)
+        return stage.act(bn(y) if bn is not None else y)
+    return stage(x)
 
 
 def _conv_radius(conv: nn.Conv2d, where: str) -> int:
@@ -93,7 +109,9 @@ def _conv_radius(conv: nn.Conv2d, where: str) -> int:
         raise BranchError(f"{where}: kernel {tuple(k)} with padding {p!r} is not centred")
     if not isinstance(p, str) and list(p) != radii:
         raise BranchError(f"{where}: padding {tuple(p)} != {tuple(radii)}, so the output is not centred on its anchor")
-    return max(radii)
+    if len(set(radii)) != 1:
+        raise BranchError(f"{where}: a non-square kernel {tuple(k)}")
+    return radii[0]
 
 
 def _is_ultralytics_conv(m: nn.Module) -> bool:
@@ -131,7 +149,7 @@ def analyse_branch(
 ) -> Branch:
     """Build the :class:`Branch` that runs ``modules`` in order (raises BranchError if it is not provably local)."""
     stages = [s for i, m in enumerate(modules) for s in _stages(m, f"{where}[{i}]")]
-    return Branch(tuple(m for m, _ in stages), sum(r for _, r in stages), transform)
+    return Branch(tuple(m for m, _ in stages), sum(r for _, r in stages), transform, tuple(r for _, r in stages))
 
 
 def _obb_angle(z: torch.Tensor) -> torch.Tensor:
