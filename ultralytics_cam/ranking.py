@@ -295,7 +295,10 @@ def evaluate(
     if not sample:
         raise ValueError(f"source={source!r} holds no image.")
     names, images = [n for n, _ in sample], [im for _, im in sample]
-    scorer = metrics.FaithfulnessScorer(model, steps=steps, fill=fill, batch=batch, imgsz=imgsz, device=device)
+    # The perturbed predictions are kept down to a tenth of conf (at most 0.01), so scores fade rather than vanish.
+    scorer = metrics.FaithfulnessScorer(
+        model, steps=steps, fill=fill, batch=batch, conf=min(0.01, conf / 10), imgsz=imgsz, device=device
+    )
     cam_kwargs = {**cam_kwargs, "conf": conf, "verbose": False, **({"target": target} if target else {})}
     cam_kwargs.update({k: v for k, v in {"imgsz": imgsz, "device": device}.items() if v is not None})
     settings = {
