@@ -54,17 +54,15 @@ def app_url(app_cwd):
     url = f"http://127.0.0.1:{port}/"
     try:
         deadline = time.time() + 120
-        while True:
-            try:
-                urllib.request.urlopen(url, timeout=2).close()
+        while True:  # the URL is printed for the user once the server answers
+            log.seek(0)
+            printed = log.read()
+            if f"the app is running at {url}" in printed:
                 break
-            except OSError:
-                if proc.poll() is not None or time.time() > deadline:
-                    log.seek(0)
-                    pytest.fail(f"yolo-cam app did not start:\n{log.read()}")
-                time.sleep(0.5)
-        log.seek(0)
-        assert f"the app is running at {url}" in log.read()  # the URL is printed for the user
+            if proc.poll() is not None or time.time() > deadline:
+                pytest.fail(f"yolo-cam app did not start:\n{printed}")
+            time.sleep(0.5)
+        urllib.request.urlopen(url, timeout=10).close()
         yield url
     finally:
         proc.terminate()
@@ -147,6 +145,15 @@ def test_a_run_from_the_page_writes_the_folders_and_fills_the_gallery(
     assert "4 / 4" in page.inner_text("#cam-status") and str(save_dir) in page.inner_text("#cam-status")
     served = page.request.get(app_url + page.get_attribute("#cam-summary", "href"))  # the run folder is served
     assert served.ok and served.json()["status"] == "completed"
+    has_report = (save_dir / "index.html").is_file()
+    assert page.locator("#cam-report").count() == int(has_report)  # linked exactly when the run wrote one
+    if has_report:
+        with page.expect_popup() as popup:
+            page.click("#cam-report")  # the report opens from the app, in a new tab
+        report = popup.value
+        report.wait_for_load_state()
+        assert "index.html" in report.url and report.locator("body").inner_text().strip()
+        report.close()
 
     gallery = page.locator("#cam-gallery img")
     gallery.first.wait_for()
@@ -227,7 +234,8 @@ def test_uploaded_weights_and_images_make_a_run(page, tmp_path):
     page.wait_for_function("document.querySelector('#cam-task textarea, #cam-task input').value === 'pose'")
     page.get_by_text("…or upload images").click()
     page.set_input_files("#cam-uploads input[type=file]", [str(p) for p in demo])
-    page.locator("#cam-uploads", has_text=demo[-1].name).wait_for()
+    for p in demo:  # both uploaded: the file list names them
+        page.locator(f'#cam-uploads [aria-label="{p.name}"]').wait_for(state="attached")
     fill(page, "cam-project", tmp_path / "out")
     fill(page, "cam-imgsz", 320)
     assert start_and_wait(page) == "completed", page.inner_text("#cam-status")
