@@ -80,7 +80,7 @@ class CamWorker:
         """Explain and write each file of ``batch``; return one JSON manifest line (or an error) per file."""
         from ultralytics.utils.patches import imread
 
-        from .summary import UNREADABLE
+        from .sources import unreadable_reason
 
         lines, errors = [], []
         for source, folder in zip(batch["source"], batch["folder"]):
@@ -88,7 +88,7 @@ class CamWorker:
             im = imread(source, flags=self.read_flag)  # what Ultralytics' LoadImagesAndVideos reads the file with
             if im is None:
                 lines.append("")
-                errors.append(UNREADABLE)
+                errors.append(unreadable_reason(source, "image"))  # the reason a local run gives
                 continue
             (result,) = self.predictor(source=im, stream=False)
             result.path = source
@@ -140,6 +140,7 @@ def cam_ray(
     from ultralytics.data.loaders import LoadImagesAndVideos
 
     from .api import cam_predictor
+    from .manifest import clean_partials
     from .summary import CamRun
 
     kwargs = {k: v for k, v in kwargs.items() if k not in ("save", "engine", "workers")}
@@ -193,6 +194,9 @@ def cam_ray(
         status, error = "failed", f"{type(e).__name__}: {e}"
         raise
     finally:
+        if status == "completed":  # every actor is done: staging left by a killed one can go
+            for p in clean_partials(run.save_dir):
+                LOGGER.info(f"{PREFIX}removed {p.name}, left in {p.parent} by a worker that was killed")
         run.images.sort(key=lambda r: order.get(r["source"], -1))
         run.unreadable.sort(key=lambda r: order.get(r["source"], -1))
         summary = run.finish(driver, status, error)
