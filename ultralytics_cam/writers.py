@@ -195,6 +195,7 @@ def cam_record(cam: CamResult, config: SaveConfig | None = None) -> dict:
         "method": cam.method,
         "layers": cam.layers,
         "target": cam.target,
+        "path": getattr(cam, "path", None),  # how the gradients were computed: local head replay, dense, or forward
         "display": dict(cam.display),
         "predictions": [{"index": i, **s} for i, s in enumerate(cam.stats())],
     }
