@@ -34,6 +34,11 @@ def image(tmp_path, assets) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def model():
+    return tiny_detector()
+
+
 @pytest.mark.parametrize(("arg", "message"), BAD_VALUES, ids=[a for a, _ in BAD_VALUES])
 def test_cli_bad_numbers_exit_2_before_any_work(tmp_path, image, capsys, arg, message):
     code = cli.main(["predict", "model=yolo11n.yaml", f"source={image}", f"project={tmp_path / 'out'}", arg])
@@ -55,10 +60,9 @@ def test_cli_bad_numbers_exit_2_before_any_work(tmp_path, image, capsys, arg, me
         ({"max_det": 0}, "max_det=0 is not valid"),
     ],
 )
-def test_python_bad_numbers_raise_value_error_before_any_work(tmp_path, image, kwargs, message):
+def test_python_bad_numbers_raise_value_error_before_any_work(tmp_path, image, model, kwargs, message):
     from test_invariants import assert_unchanged, snapshot
 
-    model = tiny_detector()
     before = snapshot(model)
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
         model.cam(image, save=True, project=tmp_path / "out", **kwargs)
@@ -66,8 +70,8 @@ def test_python_bad_numbers_raise_value_error_before_any_work(tmp_path, image, k
     assert_unchanged(model, before)
 
 
-def test_good_numbers_still_pass(image, tmp_path):
-    results = tiny_detector().cam(image, batch=2, imgsz=[64, 96], line_width=0, vid_stride=1, iou=0.5, max_det=2)
+def test_good_numbers_still_pass(image, model):
+    results = model.cam(image, batch=2, imgsz=[64, 96], line_width=0, vid_stride=1, iou=0.5, max_det=2)
     assert len(results) == 1 and len(results[0].cam) == len(results[0].boxes)
 
 

@@ -93,6 +93,7 @@ def test_a_bad_video_never_costs_the_run(tmp_path, assets, first):
     assert len(results) == (0 if first == "bad video only" else len(corpus.images))
 
 
+@pytest.mark.slow
 def test_cli_exit_code_is_1_when_no_input_could_be_explained(tmp_path, assets, tiny_pt):
     src = tmp_path / "bad"
     src.mkdir()
