@@ -172,7 +172,8 @@ def test_predict_video_writes_overlay_video_and_json_lines(yolo_cam, tmp_path, a
     assert summary["counts"]["videos"] == 1 and summary["counts"]["frames"] == 5
     assert not list(folder.glob(".*")), "the partial files were renamed into place"
     assert sorted(p.name for p in (folder / "frames").iterdir()) == [f"{i}.jpg" for i in range(1, 6)]  # save_frames
-    assert sorted(p.name for p in (tmp_path / "out" / "cam").iterdir()) == ["clip", "manifest.jsonl", "summary.json"]
+    run_files = ["clip", "index.html", "manifest.jsonl", "summary.json"]
+    assert sorted(p.name for p in (tmp_path / "out" / "cam").iterdir()) == run_files
 
 
 # -- the bundled demo ------------------------------------------------------------------------------------------------
