@@ -75,6 +75,7 @@ RUN_LEVEL_NAMES = frozenset(
         "eval.json",  # yolo-cam eval
         "failures.json",  # yolo-cam val's failure report
         "failures.csv",
+        "cam_failures",
         "eval.csv",  # yolo-cam eval (with eval.json and figures/)
         "figures",
         "compare.json",  # yolo-cam compare
