@@ -178,6 +178,11 @@ class CamMaps:
     def __len__(self) -> int:
         return self.n
 
+    @property
+    def shared(self) -> bool:
+        """Whether every prediction has the same map (image-level methods: EigenCAM, FEM, KPCA_CAM)."""
+        return self._shared
+
     # -- access ----------------------------------------------------------------------------------------------------
     def patch(self, i: int) -> Patch:
         """Map ``i`` at the input size as a patch (the whole map when its support is the whole input)."""

@@ -69,6 +69,7 @@ class CamResult:
         self.names = result.names
         self.display = {"alpha": 0.5, "colormap": "jet", "show_boxes": True, "renormalize": False, **(display or {})}
         self._maps: np.ndarray | None = None
+        self._shared_patch: Patch | None = None
 
     def __len__(self) -> int:
         """Return the number of explained predictions."""
@@ -88,8 +89,13 @@ class CamResult:
 
     def patch(self, i: int) -> Patch:
         """Map ``i`` at the original size as a :class:`~ultralytics_cam.maps.Patch` (zero outside it)."""
+        if self.compact.shared and self._shared_patch is not None:
+            return self._shared_patch
         p = self.geometry.patch_to_original(self.compact.patch(i))
-        return Patch(p.y0, p.x0, p.values.clamp(0, 1))
+        p = Patch(p.y0, p.x0, p.values.clamp(0, 1))
+        if self.compact.shared:  # one map for every prediction: computed once
+            self._shared_patch = p
+        return p
 
     def map(self, i: int) -> np.ndarray:
         """(H, W) float32 map of prediction ``i`` at the original size."""
@@ -117,7 +123,7 @@ class CamResult:
     def heatmap(self) -> np.ndarray:
         """(H, W) float32 map of all explained predictions combined (their maximum), at the original size."""
         out = np.zeros(self.geometry.orig_hw, np.float32)
-        for i in range(len(self)):
+        for i in range(1 if self.compact.shared else len(self)):
             p = self.patch(i)
             region = out[p.y0 : p.y1, p.x0 : p.x1]
             np.maximum(region, p.values.numpy(), out=region)
