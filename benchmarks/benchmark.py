@@ -115,7 +115,7 @@ def main() -> None:
         budgets = engine.GRADIENT_BUDGET_BYTES, engine.CPU_GRADIENT_BUDGET_BYTES
         engine.GRADIENT_BUDGET_BYTES = engine.CPU_GRADIENT_BUDGET_BYTES = 1  # chunks of one: one backward per box
         try:
-            return model.cam(images, method="HiResCAM", **kw)
+            return model.cam(images, method="HiResCAM", head_replay=False, **kw)  # the dense backward, chunks of one
         finally:
             engine.GRADIENT_BUDGET_BYTES, engine.CPU_GRADIENT_BUDGET_BYTES = budgets
 
