@@ -122,3 +122,13 @@ def test_a_result_keeps_layer_maps_not_input_size_maps(assets):
     kept = sum(t.numel() for t in compact._layers)
     h, w = compact.input_hw
     assert kept < len(compact) * h * w / 20  # less than a twentieth of the input-size stack
+
+
+def test_batched_patches_equal_one_by_one():
+    layers = window_layers(12, seed=3)
+    layers[1][0, 2:4, 2:4] = 0.5  # map 0 lives on two levels: computed on its own
+    maps = CamMaps.from_layers(layers, (240, 320))
+    for i, p in zip(range(12), maps.patches(list(range(12)))):
+        q = maps.patch(i)
+        assert (p.y0, p.x0) == (q.y0, q.x0)
+        torch.testing.assert_close(p.values, q.values, rtol=0, atol=1e-6)

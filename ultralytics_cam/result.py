@@ -97,6 +97,19 @@ class CamResult:
             self._shared_patch = p
         return p
 
+    def patches(self, rows: Any = None, chunk: int = 64) -> Any:
+        """Yield (i, patch at the original size) for maps ``rows`` (default all), computed ``chunk`` at a time."""
+        rows = list(range(len(self))) if rows is None else list(rows)
+        if self.compact.shared:
+            for i in rows:
+                yield i, self.patch(i)
+            return
+        for start in range(0, len(rows), chunk):
+            part = rows[start : start + chunk]
+            for i, p in zip(part, self.compact.patches(part)):
+                p = self.geometry.patch_to_original(p)
+                yield i, Patch(p.y0, p.x0, p.values.clamp(0, 1))
+
     def map(self, i: int) -> np.ndarray:
         """(H, W) float32 map of prediction ``i`` at the original size."""
         out = np.zeros(self.geometry.orig_hw, np.float32)
@@ -113,8 +126,7 @@ class CamResult:
         """
         if self._maps is None:
             out = np.zeros((len(self), *self.geometry.orig_hw), np.float32)
-            for i in range(len(self)):
-                p = self.patch(i)
+            for i, p in self.patches():
                 out[i, p.y0 : p.y1, p.x0 : p.x1] = p.values.numpy()
             self._maps = out
         return self._maps
@@ -123,8 +135,7 @@ class CamResult:
     def heatmap(self) -> np.ndarray:
         """(H, W) float32 map of all explained predictions combined (their maximum), at the original size."""
         out = np.zeros(self.geometry.orig_hw, np.float32)
-        for i in range(1 if self.compact.shared else len(self)):
-            p = self.patch(i)
+        for _, p in self.patches(range(min(len(self), 1)) if self.compact.shared else None):
             region = out[p.y0 : p.y1, p.x0 : p.x1]
             np.maximum(region, p.values.numpy(), out=region)
         return out
@@ -171,8 +182,7 @@ class CamResult:
             else [None] * len(self)
         )
         out = []
-        for i in range(len(self)):
-            p = self.patch(i)
+        for i, p in self.patches():
             vals = p.values.numpy()
             total = float(vals.sum())
             if vals.size:
@@ -262,11 +272,10 @@ class CamResult:
     def _renormalized(self, rows: Any) -> np.ndarray:
         """Each map scaled to [0, 1] inside its own region and zero outside, combined by their maximum."""
         out = np.zeros(self.geometry.orig_hw, np.float32)
-        for i in rows:
+        for i, p in self.patches(rows):
             (y0, y1, x0, x1), mask = self.region(i)
             if y1 <= y0 or x1 <= x0:
                 continue
-            p = self.patch(i)
             vals = np.zeros((y1 - y0, x1 - x0), np.float32)
             a0, a1, b0, b1 = max(y0, p.y0), min(y1, p.y1), max(x0, p.x0), min(x1, p.x1)
             if a1 > a0 and b1 > b0:
