@@ -176,7 +176,8 @@ class SkippingSourcesMixin:
         args = self.args
         channels = getattr(getattr(self, "model", None), "channels", 3)
         loader = skipping_loader(source, batch=args.batch, vid_stride=args.vid_stride, channels=channels)
-        super().setup_source(loader, stride)
+        # ClassificationPredictor.setup_source takes no stride: pass it only when one was given
+        super().setup_source(*((loader,) if stride is None else (loader, stride)))
 
     def write_results(self, i: int, p: Any, im: Any, s: list[str]) -> str:
         """Reserve the run-level names (any case) before Ultralytics picks this input's output name."""

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from corpus import check_run, cli_env, make_corpus, read_summary, yolo_cam_script
 
-from conftest import tiny_detector
+from conftest import tiny_detector, yaml_model
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +75,17 @@ def test_stream_over_the_corpus_yields_every_good_result_without_raising(tmp_pat
     names = [Path(r.path).name for r in model.cam(corpus.folder, imgsz=64, max_det=1, stream=True)]
     expected = sorted(corpus.images) + [v for v in sorted(corpus.videos) for _ in range(corpus.videos[v][1])]
     assert sorted(names) == sorted(expected)
+
+
+@pytest.mark.parametrize("name", ["yolo11n-seg.yaml", "yolo11n-cls.yaml"])
+def test_every_task_predictor_skips_bad_files(tmp_path, assets, name):
+    """The skipping loader sits under every task's predictor (classify's setup_source has its own signature)."""
+    corpus = make_corpus(tmp_path / "corpus", assets)
+    model = yaml_model(name)
+    results = model.cam(corpus.folder, imgsz=64, max_det=1, conf=0.0, save=True, project=tmp_path / "out", name="cam")
+    assert len(results) == len(corpus.images) + sum(n for _, n in corpus.videos.values())
+    summary = read_summary(tmp_path / "out" / "cam")
+    assert {Path(s["source"]).name for s in summary["skipped"]} == set(corpus.bad)
 
 
 @pytest.mark.parametrize("first", ["bad video only", "bad video before good images"])
