@@ -198,3 +198,24 @@ def test_auto_maps_equal_grad_cam_on_the_head_inputs(method, assets):
         cam.activations_and_grads.release()
         handle.remove()
     np.testing.assert_allclose(r.cam.maps_input.numpy(), ref, atol=2e-3)
+
+
+@pytest.mark.parametrize("method", ["EigenCAM", "FEM", "KPCA_CAM", "ConfidenceMap", "HiResCAM"])
+def test_no_method_on_the_default_path_records_an_autograd_graph(method, assets, monkeypatch):
+    """Methods without gradients and the local path run a plain forward: no tensor of it requires grad, and the only
+    backward a local run makes is the replay's, on the windows."""
+    from ultralytics_cam.engine import CamEngine
+
+    seen = []
+    original = CamEngine.forward
+
+    def spy(self, im, graph=None):
+        fwd = original(self, im, graph)
+        seen.append(fwd)
+        return fwd
+
+    monkeypatch.setattr(CamEngine, "forward", spy)
+    (r,) = yaml_model("yolo11n.yaml").cam(str(assets / "bus.jpg"), method=method, conf=1e-4, imgsz=128, max_det=3)
+    assert r.cam.path == ("local" if method == "HiResCAM" else "forward")
+    assert seen and not any(f.graph for f in seen)
+    assert not any(a.requires_grad for f in seen for a in f.acts)
