@@ -149,7 +149,7 @@ class CamMaps:
         """Maps from per-layer stacks (each (m, h, w), ReLU'd and min-max scaled); ``shared``: one map for all n."""
         m = len(layers[0]) if layers else 0
         out = cls(m if n is None else n, input_hw, path)
-        out._layers = [t.detach().float() for t in layers]
+        out._layers = [t.detach().float().cpu() for t in layers]  # small; drawing happens on the host
         out._fuse, out._normalize, out._shared = fuse, normalize, shared
         out._boxes = torch.stack([_nonzero_boxes(t) for t in out._layers], 1) if layers else None
         return out
@@ -172,7 +172,7 @@ class CamMaps:
     def from_dense(cls, maps: torch.Tensor, path: str = "dense") -> CamMaps:
         """Maps given as a dense (n, H, W) stack at the input size."""
         out = cls(len(maps), tuple(maps.shape[-2:]), path)
-        out._dense = maps.detach().float()
+        out._dense = maps.detach().float().cpu()
         return out
 
     def __len__(self) -> int:
