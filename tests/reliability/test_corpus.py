@@ -117,3 +117,17 @@ def test_cli_exit_code_is_1_when_no_input_could_be_explained(tmp_path, assets, t
     summary = read_summary(tmp_path / "out" / "cam")
     assert {Path(s["source"]).name for s in summary["skipped"]} == {"garbage.mp4", "empty.jpg"}
     assert "Traceback" not in proc.stderr
+
+
+def test_unreadable_reason_names_a_permission_problem(tmp_path, monkeypatch):
+    """The corpus can only lock a file for a non-root user; the reason itself is checked here for everyone."""
+    from ultralytics_cam import sources
+
+    path = tmp_path / "locked.jpg"
+    path.write_bytes(b"\xff\xd8 data")
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(sources, "open", denied, raising=False)
+    assert sources.unreadable_reason(path, "image") == "permission denied: this user may not read the file"
