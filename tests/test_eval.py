@@ -62,6 +62,7 @@ def test_eval_ranks_every_candidate_best_first(eval_run):
     # score better than a random map (ties follow the random baseline's order)
     empty = next(row for row in r.ranking if (row["method"], row["layers"]) == ("HiResCAM", "22"))
     assert empty["faithfulness"] < r.baselines["random"]["faithfulness"] + 0.1
+    assert empty["empty_maps"] == empty["predictions"] and "Empty maps" in r.table()
     assert r.ranking[0]["faithfulness"] > r.baselines["random"]["faithfulness"] + 0.1
 
 

@@ -12,9 +12,11 @@ written atomically.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -124,11 +126,25 @@ def _draw_predictions(ax: Any, result: Any) -> None:
                 bbox={"facecolor": "lime", "alpha": 0.8, "pad": 1, "linewidth": 0})  # fmt: skip
 
 
-def _fonts(texts: list[str]) -> Any:
-    """A matplotlib rc context whose sans-serif fallback list covers ``texts`` (text properties are set at creation)."""
+@contextlib.contextmanager
+def _fonts(texts: list[str]) -> Iterator[None]:
+    """A matplotlib rc context whose font list covers ``texts`` (text properties are set at creation).
+
+    matplotlib's font manager logs "Failed to find font weight normal" for CJK fonts that only come in weight 500;
+    its logger is quieted meanwhile.
+    """
+    import logging
+
     from matplotlib import rc_context
 
-    return rc_context({"font.family": font_family(texts)})  # a list of names: matplotlib falls back glyph by glyph
+    logger = logging.getLogger("matplotlib.font_manager")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with rc_context({"font.family": font_family(texts)}):  # a list of names: matplotlib falls back per glyph
+            yield
+    finally:
+        logger.setLevel(level)
 
 
 def _new_figure(rows: int, cols: int, hw: tuple[int, int], extra_width: float = 0.0) -> Any:

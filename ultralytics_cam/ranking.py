@@ -52,6 +52,7 @@ COLUMNS = (
     "energy_in_box",
     "ms_per_image",
     "predictions",
+    "empty_maps",
     "error",
 )
 
@@ -184,7 +185,14 @@ class EvalReport:
         widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
         lines = ["  ".join(str(x).ljust(w) for x, w in zip(line, widths)).rstrip() for line in [head, *rows]]
         errors = [f"{r['method']} layers={r['layers']}: {r['error']}" for r in self.ranking if r.get("error")]
-        return "\n".join([*lines, *(["", "Failed:", *errors] if errors else []), "", self.recommendation])
+        empty = [
+            f"{r['method']} layers={r['layers']} ({r['empty_maps']} of {r['predictions']})"
+            for r in self.ranking
+            if r.get("empty_maps")
+        ]
+        notes = ["", "Empty maps (these layers do not feed those predictions; they score as a random map): "
+                 + ", ".join(empty)] if empty else []  # fmt: skip
+        return "\n".join([*lines, *(["", "Failed:", *errors] if errors else []), *notes, "", self.recommendation])
 
 
 class EvalInterrupted(KeyboardInterrupt):
@@ -376,7 +384,7 @@ def _evaluate_candidate(
     from . import metrics
     from .errors import CamError
 
-    row = {"method": method, "layers": layer_set, "faithfulness": float("nan"), "error": ""}
+    row = {"method": method, "layers": layer_set, "faithfulness": float("nan"), "empty_maps": 0, "error": ""}
     t0 = time.perf_counter()
     try:
         results = model.cam(list(images), method=method, layers=layer_set, **cam_kwargs)
@@ -409,6 +417,7 @@ def _evaluate_candidate(
                     _put(rows, j, i, name, c.aucs())
             for k, v in metrics.own_region_scores(r, maps).items():
                 own[k] += v
+            row["empty_maps"] = row.get("empty_maps", 0) + int((maps.reshape(len(maps), -1).max(1) <= 0).sum())
         if bar is not None:
             bar.update(1)
     summary = metrics.summarise(rows, ("map", "inverted"))
