@@ -251,6 +251,14 @@ def test_detect_finds_exactly_the_deliberate_failures_and_writes_their_files(det
     sheet = cv2.imread(str(folder / "contact_sheet.jpg"))
     assert sheet is not None and sheet.shape[1] == 3 * 256  # three failure images side by side
     assert sorted(p.name for p in folder.iterdir() if p.is_dir()) == ["a_drop", "b_add", "c_change"]
+    # the browsable report of the failures: its kinds and every failure with its heatmaps
+    from ultralytics_cam.report import collect
+
+    assert (folder / "index.html").is_file()
+    page = collect(folder)
+    assert page["kinds"] == ["val failures"] and page["failures"]["counts"] == report["counts"]
+    assert sorted(r["kind"] for r in page["failures"]["rows"]) == sorted(r["kind"] for r in report["failures"])
+    assert all((folder / f).is_file() for r in page["failures"]["rows"] for f in r["files"])
 
 
 @pytest.mark.parametrize(("task", "edit"), [("segment", "drop"), ("pose", "add"), ("obb", "change")])

@@ -85,6 +85,10 @@ class FailureOptions:
                 raise FailureOptionError(f"{name}={getattr(self, name)!r} is not valid: use True or False.")
 
 
+#: Tasks whose predictions are pixel regions: the failure hook does not mine them (yet).
+DENSE_TASKS = ("semantic", "depth")
+
+
 def add_val_failure_hook(
     model: Any,
     *,
@@ -114,6 +118,14 @@ def add_val_failure_hook(
         FailureOptionError, MethodError, TargetError, LayerError: an option is invalid (checked now). All are
             :class:`~ultralytics_cam.errors.CamError` and ``ValueError``.
     """
+    if getattr(model, "task", None) in DENSE_TASKS:
+        from .errors import UnsupportedModelError
+
+        raise UnsupportedModelError(
+            f"the validation failure hook does not support task '{model.task}' yet: its failures are pixel regions "
+            "(semantic: the classes with the worst IoU; depth: the regions with the largest error), not the boxes and "
+            "classes it mines. Explain images with model.cam(...) or yolo-cam predict instead."
+        )
     unknown = [k for k in cam_options if k not in CAM_DEFAULTS]
     if unknown:
         raise FailureOptionError(
@@ -294,6 +306,12 @@ class _FailureRun:
         self.pending = []
         self.explain(waiting)
         self.report.write()
+        try:  # the browsable report of the failures (kinds, classes, heatmaps); never fails the validation
+            from .report import write_report
+
+            write_report(self.report.folder)
+        except Exception as e:
+            LOGGER.warning(f"{PREFIX}could not write index.html ({type(e).__name__}: {e})")
         n = len(self.report.cases)
         LOGGER.info(
             f"{PREFIX}{n} image{'s' * (n != 1)} with failures, {self.report.explained} explained: {self.report.folder}"
