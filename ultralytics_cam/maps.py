@@ -79,8 +79,7 @@ def _lerp_axis(values: torch.Tensor, i0: torch.Tensor, i1: torch.Tensor, lam: to
     a, b = values.index_select(dim, i0), values.index_select(dim, i1)
     shape = [1, 1]
     shape[dim] = -1
-    lam = lam.view(shape)
-    return a * (1 - lam) + b * lam
+    return torch.lerp(a, b, lam.view(shape))  # one fused pass: a + lam * (b - a)
 
 
 def resample_patch(patch: Patch, in_hw: tuple[int, int], out_hw: tuple[int, int]) -> Patch:
