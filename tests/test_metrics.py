@@ -146,7 +146,10 @@ def test_every_task_gets_curves(task):
     curves = scorer.curves(case, r.cam.maps)
     levels = {lv for c in curves for lv, _ in c.curves}
     assert levels == ({"image"} if task == "classify" else {"image", "box"})
-    assert case.base_score.min() > 0.2  # the prediction is found again in the unperturbed image
-    for c in curves:
+    # every explained prediction is found again in the unperturbed image, with its confidence (x its overlap, ~1)
+    np.testing.assert_allclose(case.base_score, r.cam.conf.numpy(), rtol=0.1)
+    for i, c in enumerate(curves):
         for y in c.curves.values():
-            assert np.isfinite(y).all() and y.max() < 2
+            assert np.isfinite(y).all() and y.min() >= 0
+            if i == 0:  # the strongest prediction (a weak class's probability may well rise when pixels go)
+                assert y.max() < 2
