@@ -192,3 +192,28 @@ def test_non_ascii_class_names_render_with_a_cjk_font(tmp_path, caplog):
     missing = [str(w.message) for w in caught if "missing from" in str(w.message)]
     assert not missing, missing
     assert path.is_file()
+
+
+def test_ctrl_c_keeps_the_finished_candidates(tmp_path, monkeypatch):
+    """Ctrl-C during the second candidate: eval.json and eval.csv hold the first one, marked interrupted."""
+    from ultralytics_cam import ranking
+
+    real = ranking._evaluate_candidate
+    calls = []
+
+    def interrupted_second(*args, **kwargs):
+        calls.append(args[2])
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ranking, "_evaluate_candidate", interrupted_second)
+    with pytest.raises(ranking.EvalInterrupted) as info:
+        ultralytics_cam.evaluate(
+            trained("detect"), DEMO, methods="EigenCAM,HiResCAM", max_images=1, steps=3, project=tmp_path
+        )
+    report = info.value.report
+    assert [r["method"] for r in report.ranking] == ["EigenCAM"] and report.status == "interrupted"
+    data = json.loads((report.save_dir / "eval.json").read_text(encoding="utf-8"))
+    assert data["status"] == "interrupted" and [r["method"] for r in data["ranking"]] == ["EigenCAM"]
+    assert (report.save_dir / "eval.csv").read_text(encoding="utf-8").count("EigenCAM") == 1
