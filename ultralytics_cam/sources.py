@@ -5,7 +5,8 @@ for the first one it cannot open, which ends the whole run (or never starts it).
 with a bare "Image Read Error", whatever the cause. :class:`SkippingSourcesMixin` hands Ultralytics a subclass of its
 own loader instead (Ultralytics accepts a ready loader as a source), which
 
-- skips a video that cannot be opened, or that opens but yields no frame, and goes on with the next file;
+- skips a video that cannot be opened, or that opens but yields no frame, and goes on with the next file; a video
+  that ends before the frames its container announced keeps what was decoded, with a note;
 - records every skipped file with its real reason: a folder named like an image, a broken symbolic link or a link
   loop, a file this user may not read, an empty file, or a file that cannot be decoded;
 - warns once per bad file (Ultralytics' own warning is replaced, not repeated);
@@ -96,6 +97,7 @@ def _loader_class() -> type:
             self.skipped: dict[str, str] = {}
             self.notes: dict[str, str] = {}
             self._frames_read: dict[str, int] = {}
+            self._frames_expected: dict[str, int] = {}  # what each video's container announced (after vid_stride)
             super().__init__(*args, **kwargs)
 
         def _skip(self, path: str, reason: str) -> None:
@@ -109,6 +111,8 @@ def _loader_class() -> type:
             except FileNotFoundError:  # "Failed to open video": the capture stays closed, so the loader moves on
                 self.frames = 0
                 self._skip(path, unreadable_reason(path, "video"))
+            else:
+                self._frames_expected.setdefault(path, self.frames)
 
         def _append_image(self, paths: list, imgs: list, info: list, path: str, im0: Any, idx: int) -> None:
             if im0 is None:
@@ -132,12 +136,18 @@ def _loader_class() -> type:
             return batch
 
         def _check_videos(self, first: int) -> None:
-            """Record the videos the loader moved past without reading a frame (opened, then nothing decoded)."""
+            """Look at the videos the loader moved past: none decoded (skipped) or fewer than announced (a note)."""
             for i in range(first, min(self.count, self.nf)):
                 path = self.files[i]
-                if self.video_flag[i] and not self._frames_read.get(path) and path not in self.skipped:
+                if not self.video_flag[i] or path in self.skipped:
+                    continue
+                read, expected = self._frames_read.get(path, 0), self._frames_expected.get(path, 0)
+                if not read:
                     reason = unreadable_reason(path, "video")
                     self._skip(path, NO_FRAMES if reason == NOT_DECODED["video"] else reason)
+                elif read < expected and path not in self.notes:
+                    self.notes[path] = f"truncated or damaged: only {read} of its {expected} frames could be decoded"
+                    LOGGER.warning(f"{PREFIX}{path} is {self.notes[path]}")
 
     return SkippingImagesAndVideos
 

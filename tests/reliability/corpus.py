@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ultralytics_cam.sources import NOT_DECODED
+from ultralytics_cam.sources import NO_FRAMES, NOT_DECODED
 
 #: Files every finished image folder holds.
 IMAGE_FILES = ("cam.json", "detection.png", "heatmap.npy", "heatmap.png")
@@ -57,6 +57,16 @@ def write_video(path: Path, frames: list[np.ndarray], fps: float = 5.0) -> None:
     for f in frames:
         writer.write(f)
     writer.release()
+
+
+def decodable_frames(path: Path) -> int:
+    """How many frames OpenCV decodes from ``path`` (a truncated video ends early)."""
+    cap = cv2.VideoCapture(str(path))
+    n = 0
+    while cap.grab():
+        n += 1
+    cap.release()
+    return n
 
 
 def can_lock_files() -> bool:
@@ -105,6 +115,11 @@ def make_corpus(folder: Path, assets: Path, *, bad: bool = True, videos: bool = 
         c.videos["a_clip.avi"] = ("a_clip", 3)
         write_video(folder / "z_clip.avi", frames[:2])
         c.videos["z_clip.avi"] = ("z_clip", 2)
+        write_video(folder / "t_cut.avi", [np.roll(im, 4 * i, axis=1) for i in range(6)])
+        data = (folder / "t_cut.avi").read_bytes()
+        (folder / "t_cut.avi").write_bytes(data[: len(data) // 2])  # cut in the middle: the first frames decode
+        c.videos["t_cut.avi"] = ("t_cut", decodable_frames(folder / "t_cut.avi"))
+        c.notes["t_cut.avi"] = "of its 6 frames could be decoded"
 
     if not bad:
         return c
@@ -132,6 +147,8 @@ def make_corpus(folder: Path, assets: Path, *, bad: bool = True, videos: bool = 
         c.bad["m_garbage.mp4"] = NOT_DECODED["video"]
         (folder / "n_empty.avi").write_bytes(b"")
         c.bad["n_empty.avi"] = "an empty file (0 bytes)"
+        cv2.VideoWriter(str(folder / "o_noframes.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 5, (80, 64)).release()
+        c.bad["o_noframes.avi"] = NO_FRAMES  # a valid header, no frame
     return c
 
 
