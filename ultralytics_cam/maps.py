@@ -32,6 +32,9 @@ import torch.nn.functional as F
 
 __all__ = ["CamMaps", "Patch", "axis_weights", "resample_patch"]
 
+#: The most input-size pixels one batch of patches holds (4 M floats, 16 MiB): dense maps go a few at a time.
+PATCH_BATCH_FLOATS = 4_000_000
+
 
 @dataclass(frozen=True)
 class Patch:
@@ -232,8 +235,17 @@ class CamMaps:
             only = torch.where(alive.sum(1) == 1, alive.float().argmax(1), -1).tolist()  # the one live layer, or -1
             for li in range(len(self._layers)):
                 group = [i for i in rows if only[i] == li]
-                if group:
-                    out.update(zip(group, self._batched_patches(li, group)))
+                boxes = self._boxes[group, li]
+                area = ((boxes[:, 1] - boxes[:, 0] + 2) * (boxes[:, 3] - boxes[:, 2] + 2)).tolist()  # cells, + margin
+                cell = (self.input_hw[0] / self._layers[li].shape[-2]) * (self.input_hw[1] / self._layers[li].shape[-1])
+                start = 0
+                while start < len(group):  # batches of at most PATCH_BATCH_FLOATS input pixels
+                    end, total = start, 0.0
+                    while end < len(group) and (end == start or total + area[end] * cell <= PATCH_BATCH_FLOATS):
+                        total += area[end] * cell
+                        end += 1
+                    out.update(zip(group[start:end], self._batched_patches(li, group[start:end])))
+                    start = end
         return [out[i] if i in out else self.patch(i) for i in rows]
 
     def _batched_patches(self, li: int, group: list[int]) -> list[Patch]:
