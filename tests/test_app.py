@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -302,6 +303,7 @@ def test_choices_come_from_the_registry_the_weights_and_this_machine():
     assert info.layers[0][3].startswith("1x")  # output shapes at the chosen size
 
 
+@pytest.mark.slow
 def test_app_package_imports_no_gradio_until_the_page_is_built():
     code = (
         "import sys, ultralytics_cam.app, ultralytics_cam.app.runner, ultralytics_cam.app.settings, "
@@ -332,3 +334,41 @@ def test_cli_app_checks_its_keys(capsys):
     assert "Did you mean 'host'" in capsys.readouterr().err
     assert cli.main(["app", "help"]) == cli.EXIT_OK
     assert "127.0.0.1" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_the_page_speaks_the_chosen_language():
+    pytest.importorskip("gradio")
+    from ultralytics_cam.app import create_app
+
+    for lang, start, ready in (("en", "Start", "Ready."), ("zh-Hans", "开始", "就绪"), ("zh-Hant", "開始", "就緒")):
+        blocks, _ = create_app(lang=lang, model=str(DEMO_MODEL), source=str(DEMO_IMAGES))
+        config = json.dumps(blocks.get_config_file(), ensure_ascii=False, default=str)
+        assert f'"value": "{start}"' in config, lang
+        assert i18n.translate("max_det_info", lang) in config  # the 'ratio' explanation
+        assert ready in status_html(RunState(), lang, str)
+
+
+@pytest.mark.slow
+def test_closing_the_app_stops_the_run_and_writes_summary_json(tmp_path):
+    pytest.importorskip("gradio")
+    import socket
+
+    from ultralytics_cam.app import launch
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app = launch(port=port)
+    assert app.url == f"http://127.0.0.1:{port}/"
+    started = []
+    app.controller.subscribe(lambda st: started.append(st.done))
+    app.controller.start(settings_for(images_folder(tmp_path, copies=10), tmp_path / "out"))
+    deadline = time.time() + 120
+    while not any(started) and time.time() < deadline:
+        time.sleep(0.1)
+    app.close(timeout=120)  # what Ctrl-C on 'yolo-cam app' does
+    state = app.controller.snapshot()
+    assert state.status == "interrupted" and 1 <= state.done < 40
+    summary = json.loads((tmp_path / "out" / "cam" / "summary.json").read_text(encoding="utf-8"))
+    assert summary["interrupted"] is True and summary["counts"]["images"] == state.done

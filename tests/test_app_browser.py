@@ -6,8 +6,10 @@ use it. After the finished run the page is saved to docs/images/app.png, the scr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -37,15 +39,14 @@ def app_cwd(tmp_path_factory):
     return tmp_path_factory.mktemp("app")
 
 
-@pytest.fixture(scope="module")
-def app_url(app_cwd):
-    """Start ``yolo-cam app`` on a free port; yield its URL; stop it."""
+@contextlib.contextmanager
+def serve_app(cwd, *args: str):
+    """Run ``yolo-cam app`` on a free port in ``cwd``; yield ``(process, url, log file)``; stop it."""
     pytest.importorskip("gradio")
     port = _free_port()
-    cwd = app_cwd
     log = open(cwd / "app.log", "w+", encoding="utf-8")  # noqa: SIM115  (closed below, after the process)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ultralytics_cam.cli", "app", f"port={port}"],
+        [sys.executable, "-m", "ultralytics_cam.cli", "app", f"port={port}", *args],
         cwd=cwd,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -63,11 +64,19 @@ def app_url(app_cwd):
                 pytest.fail(f"yolo-cam app did not start:\n{printed}")
             time.sleep(0.5)
         urllib.request.urlopen(url, timeout=10).close()
-        yield url
+        yield proc, url, log
     finally:
-        proc.terminate()
-        proc.wait(30)
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(30)
         log.close()
+
+
+@pytest.fixture(scope="module")
+def app_url(app_cwd):
+    """One ``yolo-cam app`` for the module's tests; yields its URL."""
+    with serve_app(app_cwd) as (_, url, _):
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -174,12 +183,12 @@ def test_a_run_from_the_page_writes_the_folders_and_fills_the_gallery(
     page.screenshot(path=str(SCREENSHOT), full_page=True)
 
 
-def test_stop_from_the_page_keeps_the_finished_images(page, tmp_path):
-    source = images_folder(tmp_path, copies=50)  # 200 images: far longer than the test waits
+def test_stop_from_the_page_keeps_the_finished_images(page, chromium, app_url, console_errors, tmp_path):
+    source = images_folder(tmp_path, copies=50)  # 200 images at imgsz=1280: far longer than the test waits
     out = tmp_path / "out"
     fill(page, "cam-source", source)
     fill(page, "cam-project", out)
-    fill(page, "cam-imgsz", 640)
+    fill(page, "cam-imgsz", 1280)
     page.click("#cam-start")
     page.wait_for_function(  # the new run, not the previous one still on the page
         "(s => s && s.dataset.status === 'running' && Number(s.dataset.done) >= 2)"
@@ -188,7 +197,10 @@ def test_stop_from_the_page_keeps_the_finished_images(page, tmp_path):
     )
     page.click("#cam-start")  # a second Start while it runs is refused politely
     page.wait_for_function("document.querySelector('#cam-message').innerText.includes('already in progress')")
-    page.click("#cam-stop")
+    other = open_tab(chromium, app_url, console_errors)  # a second tab sees the run in progress, and can stop it
+    assert wait_for_status(other, "running", timeout=30) == "running"
+    other.click("#cam-stop")
+    other.close()
     assert wait_for_status(page, "interrupted", "completed", "failed") == "interrupted"
     summary = json.loads((out / "cam" / "summary.json").read_text(encoding="utf-8"))
     assert summary["interrupted"] is True
@@ -242,3 +254,24 @@ def test_uploaded_weights_and_images_make_a_run(page, tmp_path):
     summary = json.loads((tmp_path / "out" / "cam" / "summary.json").read_text(encoding="utf-8"))
     assert summary["settings"]["ultralytics"]["task"] == "pose"
     assert sorted(i["folder"] for i in summary["images"]) == [p.stem for p in demo]  # the uploads, not the folder
+
+
+def test_ctrl_c_stops_the_run_and_writes_summary_json(chromium, console_errors, tmp_path):
+    source = images_folder(tmp_path, copies=50)
+    with serve_app(tmp_path, f"source={source}", f"project={tmp_path / 'out'}") as (proc, url, log):
+        page = open_tab(chromium, url, console_errors)
+        page.click("#cam-start")
+        page.wait_for_function(
+            "(s => s && s.dataset.status === 'running' && Number(s.dataset.done) >= 1)"
+            "(document.querySelector('#cam-status'))",
+            timeout=120_000,
+        )
+        page.close()
+        proc.send_signal(signal.SIGINT)  # Ctrl-C in the terminal that runs the app
+        assert proc.wait(60) == 0
+        log.seek(0)
+        printed = log.read()
+    summary = json.loads((tmp_path / "out" / "cam" / "summary.json").read_text(encoding="utf-8"))
+    assert summary["interrupted"] is True and 1 <= summary["counts"]["images"] < 200
+    assert "stopping the run after the current image" in printed
+    assert (tmp_path / "out" / "cam" / summary["images"][0]["folder"] / "heatmap.png").is_file()

@@ -748,18 +748,20 @@ def _app(cmd: Command) -> int:
         raise UsageError(str(e)) from e
     form = {k: str(cmd.args[k]) for k in ("model", "source", "project") if cmd.args.get(k) is not None}
     try:
-        blocks, url = launch(host=host, port=port, lang=lang, **form)
+        app = launch(host=host, port=port, lang=lang, **form)
     except ImportError as e:
         raise RunError(str(e)) from e
     except OSError as e:
         raise RunError(f"could not serve the app on {host}:{port or 'a free port'}: {e}") from e
-    _say(f"the app is running at {url} (Ctrl-C stops it)")
+    _say(f"the app is running at {app.url} (Ctrl-C stops it)")
     if host not in ("127.0.0.1", "localhost", "::1"):
         _say(f"host={host}: other machines on the network can reach the app and the folders it shows.")
     try:
-        blocks.block_thread()
+        app.blocks.block_thread()  # returns on Ctrl-C (Gradio catches it)
     finally:
-        blocks.close()
+        if app.controller.is_running():
+            _say("stopping the run after the current image; summary.json will say interrupted (Ctrl-C again aborts).")
+        app.close()
     return EXIT_OK
 
 

@@ -8,9 +8,9 @@ zh-Hans, zh-Hant) and :mod:`~.ui` is the Gradio page. Only :mod:`~.ui` imports G
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-__all__ = ["GRADIO_MISSING", "create_app", "launch"]
+__all__ = ["GRADIO_MISSING", "RunningApp", "create_app", "launch"]
 
 #: What ``yolo-cam app`` says when Gradio is not installed.
 GRADIO_MISSING = (
@@ -53,6 +53,26 @@ def create_app(lang: str = "en", model: str = "", source: str = "", project: str
     return blocks, controller
 
 
+class RunningApp(NamedTuple):
+    """A served app: its Gradio page, its URL and the run controller every tab shares."""
+
+    blocks: Any
+    url: str
+    controller: Any
+
+    def close(self, timeout: float | None = None) -> None:
+        """Stop the server; a run in progress is stopped after its current image first.
+
+        So its ``summary.json`` is written (``interrupted``) and every finished image kept, as Ctrl-C does in
+        ``yolo-cam predict``; ``timeout`` bounds the wait for that image.
+        """
+        try:
+            if self.controller.stop():
+                self.controller.wait(timeout)
+        finally:
+            self.blocks.close()
+
+
 def launch(
     host: str = "127.0.0.1",
     port: int | None = None,
@@ -60,12 +80,12 @@ def launch(
     model: str = "",
     source: str = "",
     project: str = "",
-) -> tuple[Any, str]:
-    """Serve the app on ``host:port`` in the background and return ``(blocks, url)``.
+) -> RunningApp:
+    """Serve the app on ``host:port`` in the background and return it (page, URL, run controller).
 
     Only this machine can connect unless ``host`` says otherwise; ``port=None`` takes the first free port from 7860.
     The form starts with the bundled demo model and images unless ``model`` / ``source`` are given. Call
-    ``blocks.block_thread()`` to serve until Ctrl-C, and ``blocks.close()`` to stop.
+    ``close()`` on the result to stop (``blocks.block_thread()`` serves until Ctrl-C).
 
     Raises:
         ImportError: Gradio is not installed (the message says how to install it).
@@ -77,7 +97,7 @@ def launch(
 
     model = model or (str(DEMO_MODEL) if DEMO_MODEL.is_file() else "")
     source = source or (str(DEMO_IMAGES) if DEMO_IMAGES.is_dir() else "")
-    blocks, _ = create_app(lang=lang, model=model, source=source, project=project)
+    blocks, controller = create_app(lang=lang, model=model, source=source, project=project)
     _, url, _ = blocks.queue(default_concurrency_limit=4).launch(
         server_name=host,
         server_port=port,
@@ -87,4 +107,4 @@ def launch(
         footer_links=[],
         css=CSS,
     )
-    return blocks, url
+    return RunningApp(blocks, url, controller)

@@ -146,7 +146,8 @@ def build_app(
         with gr.Row():
             start = gr.Button(t("start"), variant="primary", elem_id="cam-start")
             stop = gr.Button(t("stop"), variant="stop", elem_id="cam-stop")
-        status = gr.HTML(status_html(controller.snapshot(), lang, file_url), elem_id="cam-status-box")
+        # A callable value is evaluated on every page load, so a new tab starts from the run as it is now.
+        status = gr.HTML(lambda: status_html(controller.snapshot(), lang, file_url), elem_id="cam-status-box")
         gallery = gr.Gallery(
             label=t("gallery"),
             columns=6,
