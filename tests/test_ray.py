@@ -202,3 +202,50 @@ def test_output_names_follow_ultralytics_deduplication():
     files = ["/a/bus.jpg", "/b/bus.jpg", "/a/bus.png", "/a/zidane.jpg"]
     assert output_names(files, set()) == ["bus", "bus-2", "bus-3", "zidane"]
     assert output_names(files[1:], {"bus"}) == ["bus-2", "bus-3", "zidane"]
+
+
+@pytest.mark.slow
+def test_cli_engine_ray_joins_the_cluster_of_ray_address(ray_cluster, images, local_run, tmp_path):
+    """``yolo-cam predict engine=ray`` in its own process: joins RAY_ADDRESS, writes the run, resumes to a no-op."""
+    from conftest import relative_runs_dir
+
+    relative_runs_dir(tmp_path / "yolo-config")
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
+    env.update(RAY_ADDRESS=ray_cluster, YOLO_CONFIG_DIR=str(tmp_path / "yolo-config"))
+    script = Path(sys.executable).with_name("yolo-cam")
+    args = [script, "predict", f"model={MODELS / 'detect.pt'}", f"source={images}", "engine=ray", "workers=2"]
+    args += [f"{k}={v}" for k, v in OPTIONS.items()]
+    proc = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"{N} images explained on Ray" in proc.stderr and "3 inputs skipped" in proc.stderr
+    save_dir = tmp_path / "runs" / "detect" / "cam"
+    assert_same_run(save_dir, local_run)
+    again = subprocess.run([*args, "resume=True"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert len(image_lines(save_dir)) == N and summary_of(save_dir)["sessions"] == 2
+
+
+def test_cli_engine_ray_without_ray_says_how_to_install_it(monkeypatch, capsys):
+    import builtins
+
+    from ultralytics_cam import cli
+
+    real_import = builtins.__import__
+
+    def no_ray(name, *args, **kwargs):
+        if name == "ray" or name.startswith("ray."):
+            raise ModuleNotFoundError(f"No module named '{name}'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_ray)
+    from ultralytics.utils import ASSETS
+
+    assert cli.main(["predict", f"model={MODELS / 'detect.pt'}", f"source={ASSETS}", "engine=ray"]) == cli.EXIT_USAGE
+    assert 'pip install "ultralytics-cam[ray]"' in capsys.readouterr().err
+
+
+def test_cli_refuses_an_unknown_engine(capsys):
+    from ultralytics_cam import cli
+
+    assert cli.main(["predict", "model=x.pt", "source=.", "engine=spark"]) == cli.EXIT_USAGE
+    assert "engine='spark' is not valid: use one of local, ray" in capsys.readouterr().err

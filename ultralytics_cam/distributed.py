@@ -26,6 +26,8 @@ __all__ = ["RAY_INSTALL_HINT", "cam_ray", "import_ray", "output_names", "run_pre
 RAY_INSTALL_HINT = 'engine=ray needs Ray Data: pip install "ultralytics-cam[ray]"'
 #: Environment variables the actors need to behave as the driver (offline mode, Ultralytics settings, verbosity).
 FORWARDED_ENV = ("YOLO_OFFLINE", "YOLO_CONFIG_DIR", "YOLO_VERBOSE")
+#: Most blocks the list of files is cut into (a block per batch below that; larger blocks above).
+MAX_BLOCKS = 20_000
 
 
 def import_ray() -> Any:
@@ -228,7 +230,9 @@ def _run_pool(
         workers = gpus or max(1, int(resources.get("CPU", 1)) - 1)
     env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
     LOGGER.info(f"{PREFIX}engine=ray: {len(rows)} images, {workers} workers{', 1 GPU each' if gpus else ''}")
-    ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), workers * 4)))
+    # one block per batch: an actor's results reach the driver (and the manifest) batch by batch, not block by block
+    blocks = min(-(-len(rows) // batch_size), MAX_BLOCKS)
+    ds = ray.data.from_items(rows, override_num_blocks=blocks)
     ds = ds.map_batches(
         CamWorker,
         batch_size=batch_size,
@@ -246,16 +250,21 @@ def _run_pool(
         # only the driver records images in the manifest, once each, as their results arrive.
         runtime_env={"env_vars": env} if env else None,
     )
-    done = 0
+    done, seen = 0, set()
     for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
         for source, line, err in zip(batch["source"], batch["line"], batch["error"]):
+            if str(source) in seen:  # a retried batch whose first outputs had already arrived: recorded once
+                continue
+            seen.add(str(source))
             if err:
                 run.unreadable.append({"source": str(source), "reason": str(err)})
             else:
-                run.record_image(json.loads(str(line)))
+                run.record_image(json.loads(str(line)), sync=False)
             done += 1
             if progress is not None:
                 progress(done, len(rows))
+        if run.manifest is not None:
+            run.manifest.sync()  # group commit: the batch's lines were flushed one by one, fsynced here once
 
 
 def run_predict_ray(model: Any, source: Any, cam: dict, ult: dict, verbose: bool) -> int:

@@ -206,6 +206,14 @@ def predict_help(mode: str = "predict") -> str:
     lines += _ultralytics_lines(PREDICT_KEYS, {**PREDICT_DEFAULTS, "save": True})
     lines += [
         "",
+        "Large runs (docs/scale.md):",
+        "  resume=True   continue the latest run after a crash or a kill (resume=DIR: that run folder)",
+        "  engine=ray    the same run on a Ray Data actor pool; RAY_ADDRESS joins a cluster",
+        '                (pip install "ultralytics-cam[ray]")',
+        "  workers=N     engine=ray: actors in the pool (default: one per GPU, else the CPUs less one)",
+    ]
+    lines += [
+        "",
         "Every other 'yolo' key is accepted and passed on to Ultralytics ('yolo cfg' lists them).",
         "Not accepted with CAM: " + "; ".join(f"{k} ({why})" for k, why in REFUSED_ULTRALYTICS_KEYS.items()) + ".",
         "verbose=False hides the progress bar.",

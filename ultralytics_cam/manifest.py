@@ -135,15 +135,25 @@ class Manifest:
         return state
 
     # -- writing -----------------------------------------------------------------------------------------------------
-    def append(self, entry: dict) -> None:
-        """Append one line, then flush and fsync it, so that it survives the process being killed right after."""
+    def append(self, entry: dict, sync: bool = True) -> None:
+        """Append one line and flush it, so that it survives the process being killed right after.
+
+        With ``sync`` (the default) it is also fsynced, to survive a power loss; the Ray driver records a whole
+        batch of results with ``sync=False`` and then calls :meth:`sync` once (group commit: one fsync per batch).
+        """
         if self._file is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             _cut_torn_tail(self.path)
             self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (kept open for the run)
         self._file.write(json.dumps({**entry, "time": round(time.time(), 3)}, ensure_ascii=False) + "\n")
         self._file.flush()
-        os.fsync(self._file.fileno())
+        if sync:
+            os.fsync(self._file.fileno())
+
+    def sync(self) -> None:
+        """Fsync what was appended (after ``append(..., sync=False)``)."""
+        if self._file is not None:
+            os.fsync(self._file.fileno())
 
     def close(self) -> None:
         """Close the file (appending again reopens it)."""

@@ -179,14 +179,14 @@ class CamRun:
             + (f", {len(state.redo)} half-written outputs will be redone" if state.redo else "")
         )
 
-    def _log(self, entry: dict) -> None:
+    def _log(self, entry: dict, sync: bool = True) -> None:
         """Append a manifest line (the session's ``run`` line first)."""
         if self.manifest is None:
             self.manifest = Manifest(self.save_dir)
             self.manifest.append(
                 {"event": "run", "schema_version": CAM_JSON_SCHEMA, "engine": self.engine, "settings": self.settings}
             )
-        self.manifest.append(entry)
+        self.manifest.append(entry, sync=sync)
 
     def add_image(self, line: dict) -> None:
         """Count an image saved elsewhere (an earlier session, a Ray worker) from its manifest line."""
@@ -198,10 +198,10 @@ class CamRun:
         self._predictions += line["predictions"]
         self._saved_paths.add(line["source"])
 
-    def record_image(self, line: dict) -> None:
+    def record_image(self, line: dict, sync: bool = True) -> None:
         """Record an image saved by a Ray worker (:meth:`write_image`): count it and append its manifest line."""
         self.add_image(line)
-        self._log(line)
+        self._log(line, sync=sync)
 
     # -- recording ---------------------------------------------------------------------------------------------------
     def _timed(self, result: Any, t0: float) -> None:

@@ -326,8 +326,12 @@ def write_image_folder(
 def _publish(stage: Path, folder: Path) -> None:
     """Move a completed staging folder to ``folder``: one rename, or file by file into an existing folder."""
     if not folder.exists():
-        os.replace(stage, folder)
-        return
+        try:
+            os.replace(stage, folder)
+            return
+        except OSError:  # published meanwhile by another writer (a retried Ray batch): merge into it file by file
+            if not folder.is_dir():
+                raise
     for entry in sorted(stage.iterdir()):
         target = folder / entry.name
         if entry.is_dir() and target.is_dir():
