@@ -18,7 +18,7 @@ import urllib.request
 
 import pytest
 from browser import ConsoleErrors, browser
-from test_app import images_folder
+from test_app import images_folder, require_gradio
 
 from conftest import MODELS, ROOT
 
@@ -42,7 +42,7 @@ def app_cwd(tmp_path_factory):
 @contextlib.contextmanager
 def serve_app(cwd, *args: str):
     """Run ``yolo-cam app`` on a free port in ``cwd``; yield ``(process, url, log file)``; stop it."""
-    pytest.importorskip("gradio")
+    require_gradio()
     port = _free_port()
     log = open(cwd / "app.log", "w+", encoding="utf-8")  # noqa: SIM115  (closed below, after the process)
     proc = subprocess.Popen(

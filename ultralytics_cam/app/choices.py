@@ -58,11 +58,10 @@ def model_info(path: str, imgsz: int = 640) -> ModelInfo:
 
 @functools.lru_cache(maxsize=8)
 def _model_info(path: str, mtime_ns: int, imgsz: int) -> ModelInfo:
-    from ultralytics import YOLO
-
+    from ..cli import load_model
     from ..layers import layer_table
 
-    model = YOLO(path)
+    model = load_model(path)  # as the run loads it (RT-DETR by name, else YOLO)
     net = model.model
     net.eval()
     rows = layer_table(net, imgsz)
