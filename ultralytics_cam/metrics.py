@@ -403,7 +403,7 @@ class FaithfulnessScorer:
         (orig_res,) = list(self._predict([image]))
         if self.task == "segment" and orig_res.masks is not None and len(cls):
             cand = orig_res.boxes
-            iou = torch_iou(torch.as_tensor(ref["xyxy"]), cand.xyxy.float().cpu())
+            iou = _torch_box_iou(torch.as_tensor(ref["xyxy"]), cand.xyxy.float().cpu())
             iou = iou * (torch.as_tensor(cls)[:, None] == cand.cls.cpu()[None, :].long())
             best = iou.argmax(1)
             masks = orig_res.masks.data.cpu()[best].clone()
@@ -521,7 +521,7 @@ class FaithfulnessScorer:
         return out
 
 
-def torch_iou(a: Any, b: Any) -> Any:
+def _torch_box_iou(a: Any, b: Any) -> Any:
     """Box IoU matrix of two sets of xyxy boxes (Ultralytics' ``box_iou``)."""
     from ultralytics.utils.metrics import box_iou as _box_iou
 

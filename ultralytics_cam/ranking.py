@@ -37,6 +37,8 @@ __all__ = [
 
 #: The methods ``yolo-cam eval`` ranks when ``methods=`` is not given.
 DEFAULT_METHODS = ("HiResCAM", "LayerCAM", "GradCAM", "EigenCAM")
+#: Sample images that get figures (their results are kept until the end of the run).
+FIGURE_IMAGES = 5
 #: Columns of ``eval.csv`` and of the printed table, in order.
 COLUMNS = (
     "rank",
@@ -402,7 +404,8 @@ def _evaluate_candidate(
     row["method"] = method
     rows, own = [], {"pointing_game": [], "energy_in_box": []}
     for j, r in enumerate(results):
-        first_results.setdefault((method, layer_set), [None] * len(images))[j] = r
+        if j < FIGURE_IMAGES:  # kept for the figures only: every candidate's maps of every image would not fit
+            first_results.setdefault((method, layer_set), [None] * FIGURE_IMAGES)[j] = r
         if len(r.cam):
             case = cases.get(j)
             if case is None or not _same_predictions(case, r):
@@ -481,7 +484,7 @@ def _write_eval(
 
 
 def _eval_figures(report: EvalReport, names: list[str], first_results: dict, save_dir: Path) -> list[Path]:
-    """Per sample image (at most 5): the image across methods (best layer set) and across layer sets (best method)."""
+    """Per sample image (the first :data:`FIGURE_IMAGES`): across methods (best layer set), across layer sets."""
     from . import figures
 
     ok = [r for r in report.ranking if not r.get("error")]
@@ -489,7 +492,7 @@ def _eval_figures(report: EvalReport, names: list[str], first_results: dict, sav
         return []
     best = ok[0]
     out = []
-    for j, image_name in enumerate(names[:5]):
+    for j, image_name in enumerate(names[:FIGURE_IMAGES]):
         across_methods = [
             (r["method"], first_results[(r["method"], r["layers"])][j])
             for r in ok
