@@ -107,7 +107,9 @@ def _reuse_key(model: Any, config: Any, args: dict, callbacks: dict) -> tuple:
     net = model.model
     tensors = tuple((id(t), t.data_ptr(), t._version) for t in (*net.parameters(), *net.buffers()))
     hooks = tuple((event, tuple(id(f) for f in fns)) for event, fns in sorted(callbacks.items()) if fns)
-    return (repr(config), repr(sorted(args.items(), key=lambda kv: kv[0])), id(net), tensors, hooks)
+    region = getattr(config, "region", None)  # a mask's repr elides its pixels: key it by its bytes
+    mask = (region.shape, region.tobytes()) if hasattr(region, "tobytes") else None
+    return (repr(config), mask, repr(sorted(args.items(), key=lambda kv: kv[0])), id(net), tensors, hooks)
 
 
 def _callbacks_for(model: Any) -> dict:

@@ -20,6 +20,7 @@ __all__ = [
     "REFUSED_ULTRALYTICS_KEYS",
     "CamConfig",
     "check_ultralytics_numbers",
+    "parse_region",
     "renamed_ultralytics_keys",
     "split_kwargs",
 ]
@@ -50,6 +51,8 @@ class CamConfig:
         eigen_smooth: use the first principal component instead of the channel sum (grad-cam's ``eigen_smooth``).
         aug_smooth: average over six flipped / brightened inputs (grad-cam's ``aug_smooth``; six times the cost).
         save_maps: also save every prediction's own map when saving.
+        region: semantic and depth models only: a box ``[x1, y1, x2, y2]`` in original-image pixels, a list of
+            boxes, or (semantic) an (H, W) boolean mask of the image; ``None`` explains the whole image.
         head_replay: on YOLO anchor heads with ``layers="auto"``, compute gradients by the local head replay (exact,
             at about the cost of a predict); False forces the dense batched backward (for checking, or comparing).
     """
@@ -65,6 +68,7 @@ class CamConfig:
     aug_smooth: bool = False
     save_maps: bool = False
     head_replay: bool = True
+    region: Any = None
 
     def __post_init__(self) -> None:
         """Validate every field; errors name the option and what it accepts."""
@@ -81,6 +85,7 @@ class CamConfig:
         for name in ("show_boxes", "renormalize", "eigen_smooth", "aug_smooth", "save_maps", "head_replay"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name}={getattr(self, name)!r} is not valid: use True or False.")
+        object.__setattr__(self, "region", parse_region(self.region))
 
     def display(self) -> dict:
         """The drawing options, as ``CamResult.plot`` takes them."""
@@ -191,3 +196,52 @@ def renamed_ultralytics_keys(args: dict[str, Any]) -> dict[str, Any]:
 
     handle = getattr(cfg, "_handle_deprecation", None)
     return handle(dict(args)) if handle is not None else args
+
+
+#: What ``region=`` accepts, for its error messages.
+REGION_HELP = (
+    "use a box [x1, y1, x2, y2] in original-image pixels (x1 < x2, y1 < y2), a list of such boxes, an (H, W) boolean "
+    "mask of the image (semantic), or None for the whole image"
+)
+
+
+def parse_region(region: Any) -> Any:
+    """Normalise ``region=``: None, a tuple of (x1, y1, x2, y2) float boxes, or an (H, W) bool array.
+
+    A string (from the command line) such as ``"10,20,300,400"`` or ``"[[10,20,300,400],[0,0,50,50]]"`` is read as the
+    list it spells.
+
+    Raises:
+        ValueError: anything else; the message names ``region`` and what it accepts.
+    """
+    import ast
+
+    if region is None:
+        return None
+    original = region
+    if isinstance(region, str):
+        text = region.strip()
+        try:
+            region = ast.literal_eval(text if text.startswith(("[", "(")) else f"[{text}]")
+        except (ValueError, SyntaxError):
+            raise ValueError(f"region={original!r} is not valid: {REGION_HELP}.") from None
+    if hasattr(region, "shape") and hasattr(region, "dtype") and len(region.shape) == 2 and region.shape[1] != 4:
+        import numpy as np
+
+        mask = np.asarray(region)
+        if mask.dtype != bool or mask.size == 0:
+            raise ValueError(f"region= mask must be a non-empty boolean (H, W) array; got dtype {mask.dtype}.")
+        return mask
+    if hasattr(region, "tolist"):
+        region = region.tolist()
+    if not isinstance(region, (list, tuple)) or not region:
+        raise ValueError(f"region={original!r} is not valid: {REGION_HELP}.")
+    boxes = [region] if not isinstance(region[0], (list, tuple)) else list(region)
+    out = []
+    for box in boxes:
+        ok = isinstance(box, (list, tuple)) and len(box) == 4
+        ok = ok and all(not isinstance(v, bool) and isinstance(v, (int, float)) and v == v for v in box)
+        if not ok or not (box[0] < box[2] and box[1] < box[3]):
+            raise ValueError(f"region={original!r} is not valid: {box!r} is not a box; {REGION_HELP}.")
+        out.append(tuple(float(v) for v in box))
+    return tuple(out)

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from ._logging import LOGGER, PREFIX
 from .config import CamConfig
 from .errors import LayerError, UnsupportedModelError
-from .heads import Selection, adapter_for
+from .heads import DenseHeadAdapter, Selection, adapter_for
 from .layers import Layer, describe_layers, resolve_layers
 from .maps import CamMaps
 from .methods import CamMethod, LayerContext, create_method
@@ -95,7 +95,11 @@ class CamEngine:
         self.net = backend.model  # the predictor's own fused copy: the user's model is never touched
         self.task = predictor.args.task
         self.adapter = adapter_for(self.net, self.task)
-        self.target = get_target_spec(config.target, self.task, type(self.adapter.head).__name__)
+        target = config.target
+        if isinstance(self.adapter, DenseHeadAdapter):  # semantic / depth: region= and the task's default target
+            self.adapter.region, self.adapter.requested_target = config.region, config.target
+            target = self.adapter.default_target(config.target)
+        self.target = get_target_spec(target, self.task, type(self.adapter.head).__name__)
         if type(self.net).__name__.startswith("YOLOE") and not _has_prompts(self.net):
             raise UnsupportedModelError(
                 "This YOLOE model has no class prompts, so its class scores do not depend on the image and there is "
@@ -103,7 +107,14 @@ class CamEngine:
                 "visual prompts."
             )
         self.method: CamMethod = create_method(config.method)
-        self.method.check(self.task, len(predictor.model.names), config.target)
+        self.method.check(self.task, len(predictor.model.names), self.target.name)
+        if isinstance(self.adapter, DenseHeadAdapter):
+            self.adapter.check_method(self.method)
+        elif config.region is not None:
+            raise ValueError(
+                f"region= applies to semantic and depth models; this model's task is '{self.task}' (its predictions "
+                "are explained one by one already)."
+            )
         self.layers: list[Layer] = (
             []
             if not self.method.uses_activations

@@ -13,7 +13,7 @@ Adapters are chosen by the head's type, never by the model's file name.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -23,9 +23,13 @@ from .errors import UnsupportedModelError
 __all__ = [
     "AnchorHeadAdapter",
     "ClassifyHeadAdapter",
+    "DenseHeadAdapter",
+    "DenseSelection",
+    "DepthHeadAdapter",
     "HeadAdapter",
     "RTDETRHeadAdapter",
     "Selection",
+    "SemanticHeadAdapter",
     "adapter_for",
 ]
 
@@ -37,6 +41,8 @@ TASK_TARGETS = {
     "pose": (*COMMON_TARGETS, "keypoints"),
     "obb": (*COMMON_TARGETS, "angle"),
     "classify": ("class",),
+    "semantic": ("class",),
+    "depth": ("near", "far", "mean"),
 }
 
 
@@ -544,6 +550,316 @@ class ClassifyHeadAdapter(HeadAdapter):
         return [logits[b].expand(len(s), -1) for b, s in enumerate(sels)]
 
 
+# -- dense heads: semantic segmentation and depth ----------------------------------------------------------------------
+@dataclass
+class DenseSelection(Selection):
+    """The explained "predictions" of a dense head: pixel regions of one image rather than anchors.
+
+    Attributes:
+        masks: (n, H, W) bool at the model-input size: the pixels each row's target reads (fixed at selection, so
+            perturbed and augmented inputs explain the very same pixels).
+        info: one dict per row describing it (``r.cam.rows``, ``cam.json``).
+    """
+
+    masks: torch.Tensor | None = None
+    info: list = field(default_factory=list)
+
+    def subset(self, keep: torch.Tensor) -> DenseSelection:
+        """Return the selection restricted to the rows ``keep`` (an index or boolean tensor)."""
+        keep = torch.as_tensor(keep)
+        rows = keep.nonzero().view(-1) if keep.dtype == torch.bool else keep.view(-1).long()
+        base = super().subset(rows)
+        info = [self.info[i] for i in rows.tolist()] if self.info else []
+        return DenseSelection(base.index, base.cls, base.conf, base.boxes, base.flipped, self.masks[rows], info)
+
+    def to_autograd(self) -> DenseSelection:
+        """Return a copy made of normal tensors (see :meth:`Selection.to_autograd`)."""
+        base = super().to_autograd()
+        return DenseSelection(base.index, base.cls, base.conf, base.boxes, base.flipped, self.masks.clone(), self.info)
+
+    def mirrored(self, index: torch.Tensor, width: int) -> DenseSelection:
+        """The same regions in the horizontally flipped input: boxes and pixel masks mirrored."""
+        base = super().mirrored(index, width)
+        return DenseSelection(index, base.cls, base.conf, base.boxes, base.flipped, self.masks.flip(-1), self.info)
+
+
+class DenseHeadAdapter(HeadAdapter):
+    """Heads that predict every pixel (SemanticSegment, Depth): a "prediction" is a region of pixels.
+
+    The rows are built from the raw head output upsampled to the model input exactly as Ultralytics' predictor does
+    before it removes the letterbox, restricted to the image content (never the padding) and, with ``region=``, to the
+    given boxes. Each target sums or averages the raw head output over a row's pixels, so it is differentiable and
+    the same pixels are read on perturbed or flipped inputs.
+    """
+
+    #: ``region=`` boxes (original-image pixels) or an (H, W) mask; set by the engine from the CAM options.
+    region: Any = None
+    #: The ``target=`` option as given (``class`` is the default; a head may read it as its own default target).
+    requested_target: str = "class"
+    #: The bilinear resize the predictor applies to the head output before removing the letterbox.
+    align_corners: ClassVar[bool] = False
+
+    def default_target(self, target: str) -> str:
+        """The target a default ``target='class'`` means for this head."""
+        return target
+
+    def check_method(self, method: Any) -> None:
+        """Refuse methods that draw boxes instead of reading the network (their maps would mean nothing here)."""
+        from .errors import MethodError
+
+        if not method.uses_activations:
+            raise MethodError(
+                f"method '{method.name}' draws each prediction's box; {self.task} predictions are pixel regions "
+                "without a box. Use a method that reads the network (HiResCAM, GradCAM, EigenCAM, ...)."
+            )
+
+    def upsampled(self, out: torch.Tensor, imgsz: tuple[int, int]) -> torch.Tensor:
+        """The head output (B, C, h, w) at the model-input size, as the predictor resizes it."""
+        import torch.nn.functional as F
+
+        if tuple(out.shape[-2:]) == tuple(imgsz):
+            return out
+        return F.interpolate(out.float(), imgsz, mode="bilinear", align_corners=self.align_corners)
+
+    def output(self, head_out: Any) -> torch.Tensor:
+        """The head's (B, C, h, w) output tensor (eval mode returns it as is)."""
+        return head_out[0] if isinstance(head_out, (list, tuple)) else head_out
+
+    # -- where the pixels are ----------------------------------------------------------------------------------------
+    @staticmethod
+    def content(predictor: Any, orig_hw: tuple[int, int], imgsz: tuple[int, int]) -> Any:
+        """The image's content at the model input: the letterbox's (or stretch's) geometry of this predictor."""
+        from .geometry import Geometry
+        from .predictor import CamPredictorMixin
+
+        try:
+            kind = CamPredictorMixin.geometry_kind(predictor)
+        except AttributeError:  # a host without a source (validator): Ultralytics letterboxes
+            kind = "stretch" if getattr(predictor, "scale_fill", False) else "letterbox"
+        return Geometry(kind, tuple(imgsz), tuple(orig_hw))
+
+    def base_mask(self, geometry: Any, device: Any) -> torch.Tensor:
+        """(H, W) bool at the model input: True on the image content (the letterbox padding is never explained)."""
+        oy, ox, ch, cw = geometry.canvas()
+        h, w = geometry.input_hw
+        mask = torch.zeros((h, w), dtype=torch.bool, device=device)
+        mask[max(oy, 0) : max(oy, 0) + ch, max(ox, 0) : max(ox, 0) + cw] = True
+        return mask
+
+    def region_masks(self, geometry: Any, device: Any) -> list[tuple[torch.Tensor, list | None]]:
+        """Each ``region=`` entry as an (H, W) bool mask at the model input, with its box in original pixels."""
+        import numpy as np
+
+        region = self.region
+        oy, ox, ch, cw = geometry.canvas()
+        (h0, w0), (h, w) = geometry.orig_hw, geometry.input_hw
+        sy, sx = ch / h0, cw / w0
+        if isinstance(region, np.ndarray) and region.ndim == 2:
+            m = torch.as_tensor(region.astype(bool), device=device)[None, None].float()
+            if m.shape[-2:] != (h0, w0):
+                raise ValueError(
+                    f"region= mask has shape {tuple(m.shape[-2:])}, but the image is {h0}x{w0}: a mask must have the "
+                    "original image's height and width."
+                )
+            import torch.nn.functional as F
+
+            canvas = F.interpolate(m, (ch, cw), mode="nearest")[0, 0] > 0.5
+            out = torch.zeros((h, w), dtype=torch.bool, device=device)
+            out[oy : oy + ch, ox : ox + cw] = canvas
+            return [(out, None)]
+        out = []
+        for x1, y1, x2, y2 in region:
+            mask = torch.zeros((h, w), dtype=torch.bool, device=device)
+            c0, c1 = round(x1 * sx + ox), round(x2 * sx + ox)
+            r0, r1 = round(y1 * sy + oy), round(y2 * sy + oy)
+            mask[max(r0, 0) : max(r1, 0), max(c0, 0) : max(c1, 0)] = True
+            out.append((mask, [float(x1), float(y1), float(x2), float(y2)]))
+        return out
+
+    def region_record(self) -> Any:
+        """``region=`` as recorded in ``r.cam.rows``: None, the boxes, or "mask"."""
+        if self.region is None:
+            return None
+        return "mask" if hasattr(self.region, "shape") else [list(box) for box in self.region]
+
+    @staticmethod
+    def mask_boxes(masks: torch.Tensor) -> torch.Tensor:
+        """(n, 4) xyxy bounding box (model-input pixels) of each (H, W) mask (zeros for an empty mask)."""
+        boxes = masks.new_zeros((len(masks), 4), dtype=torch.float32)
+        for i, m in enumerate(masks):
+            ys, xs = m.nonzero(as_tuple=True)
+            if len(ys):
+                boxes[i] = torch.stack([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]).float()
+        return boxes
+
+    def masked_mean(self, values: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        """(n,) mean of (n or 1, H, W) values over each (n, H, W) mask."""
+        m = masks.to(values.dtype)
+        return (values * m).sum((1, 2)) / m.sum((1, 2)).clamp(min=1)
+
+    # -- not anchors: the failure analysis reads regions, not candidates ----------------------------------------------
+    def decode(self, head_out: Any, imgsz: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Dense heads have no candidate boxes."""
+        raise UnsupportedModelError(
+            f"{self.task} heads predict pixels, not candidate boxes: there is nothing to decode."
+        )
+
+    def candidates(self, head_out: Any, boxes: Any, cls: Any, imgsz: Any, image: int = 0, min_iou: float = 0.5):
+        """Dense heads have no candidate predictions."""
+        self.decode(head_out, imgsz)
+
+    def locate(self, head_out: Any, boxes: Any, cls: Any, conf: Any, imgsz: Any, image: int = 0):
+        """Dense heads have no candidate predictions."""
+        self.decode(head_out, imgsz)
+
+
+class SemanticHeadAdapter(DenseHeadAdapter):
+    """SemanticSegment: one row per class present in the predicted class map, largest area first.
+
+    A row's pixels are those the predictor paints as its class (argmax of the upsampled logits, letterbox padding
+    excluded, ``classes=`` applied, restricted to ``region=``); its target is the class's logits summed over them.
+    """
+
+    def select(
+        self, predictor: Any, preds: Any, head_out: Any, results: list, imgsz: tuple[int, int]
+    ) -> list[Selection]:
+        """Rows from the raw logits, as ``SemanticSegmentationPredictor.postprocess`` paints the class map."""
+        logits = self.output(head_out).detach()
+        classes = getattr(predictor.args, "classes", None)
+        names = getattr(predictor.model, "names", {}) or {}
+        sels = []
+        for b, r in enumerate(results):
+            geometry = self.content(predictor, r.orig_shape, imgsz)
+            up = self.upsampled(logits[b : b + 1], imgsz)[0]  # (nc, H, W)
+            painted = up.argmax(0) if up.shape[0] > 1 else up[0].gt(0).long()
+            keep = self.base_mask(geometry, up.device)
+            if self.region is not None:
+                any_region = torch.zeros_like(keep)
+                for m, _ in self.region_masks(geometry, up.device):
+                    any_region |= m
+                keep &= any_region
+            present = painted[keep]
+            ids, counts = present.unique(return_counts=True)
+            if classes is not None:
+                allowed = torch.as_tensor(classes, device=ids.device).view(-1)
+                chosen = (ids[:, None] == allowed[None]).any(1)
+                ids, counts = ids[chosen], counts[chosen]
+            order = counts.argsort(descending=True, stable=True)
+            ids, counts = ids[order], counts[order]
+            masks = (painted[None] == ids[:, None, None]) & keep[None]
+            prob = up.softmax(0) if up.shape[0] > 1 else up.sigmoid()
+            conf = self.masked_mean(prob[ids], masks) if len(ids) else prob.new_zeros(0)
+            total = max(int(keep.sum()), 1)
+            info = [
+                {
+                    "class": int(c),
+                    "name": names.get(int(c), str(int(c))) if isinstance(names, dict) else str(int(c)),
+                    "area": round(int(n) / total, 6),
+                    "region": self.region_record(),
+                }
+                for c, n in zip(ids.tolist(), counts.tolist())
+            ]
+            sels.append(DenseSelection(ids.long(), ids.long(), conf, self.mask_boxes(masks), False, masks, info))
+        return sels
+
+    def target_values(
+        self, head_out: Any, sels: list[Selection], target: str, imgsz: tuple[int, int], rematch: bool = False
+    ) -> list:
+        """``class``: each row's class logits (upsampled as the predictor does) summed over the row's pixels."""
+        logits = self.output(head_out)
+        out = []
+        for b, s in enumerate(sels):
+            up = self.upsampled(logits[b : b + 1, s.cls], imgsz)[0]  # (n, H, W): only the rows' classes
+            out.append((up * s.masks.to(up.dtype)).sum((1, 2)))
+        return out
+
+    def class_logits(self, head_out: Any, sels: list[Selection]) -> list:
+        """Every class's logits summed over each row's pixels, (n, nc) (FinerCAM compares classes on them)."""
+        logits = self.output(head_out)
+        out = []
+        for b, s in enumerate(sels):
+            up = self.upsampled(logits[b : b + 1], s.masks.shape[-2:])[0]  # (nc, H, W)
+            out.append(torch.einsum("chw,nhw->nc", up, s.masks.to(up.dtype)))
+        return out
+
+
+class DepthHeadAdapter(DenseHeadAdapter):
+    """Depth: one row per target region, the target reading the raw (calibrated) depth the head outputs.
+
+    - ``near``: the mean depth of the nearest 10 % of the pixels, negated ("what makes the model think this is close").
+    - ``far``: the mean depth of the farthest 10 %.
+    - ``mean``: the mean depth of all pixels.
+    - with ``region=`` boxes: one row per box, the target computed on the box's pixels (by default the mean depth).
+    """
+
+    align_corners = True  # DepthPredictor's resize (and the depth loss's)
+    #: The share of pixels ``near`` and ``far`` average.
+    share: ClassVar[float] = 0.1
+
+    def default_target(self, target: str) -> str:
+        """``class`` (the option's default) means ``near`` for a whole image and ``mean`` for ``region=`` boxes."""
+        if target != "class":
+            return target
+        return "mean" if self.region is not None else "near"
+
+    def select(
+        self, predictor: Any, preds: Any, head_out: Any, results: list, imgsz: tuple[int, int]
+    ) -> list[Selection]:
+        """One row per image (or per ``region=`` box) with the pixels the target averages."""
+        depth = self.output(head_out).detach()
+        target = self.default_target(self.requested_target)
+        sels = []
+        for b, r in enumerate(results):
+            geometry = self.content(predictor, r.orig_shape, imgsz)
+            up = self.upsampled(depth[b : b + 1], imgsz)[0, 0]  # (H, W) metres
+            content = self.base_mask(geometry, up.device)
+            areas = (
+                [(m & content, box) for m, box in self.region_masks(geometry, up.device)]
+                if self.region is not None
+                else [(content, None)]
+            )
+            masks = torch.stack([self.pick(up, m, target) for m, _ in areas])
+            value = self.masked_mean(up[None], masks)
+            n = len(masks)
+            index = torch.arange(n, device=up.device)
+            boxes = self.mask_boxes(torch.stack([m for m, _ in areas]))
+            info = [{"target": target, "region": box, "depth": round(float(v), 6)} for (_, box), v in zip(areas, value)]
+            sels.append(DenseSelection(index, torch.zeros_like(index), value, boxes, False, masks, info))
+        return sels
+
+    def pick(self, depth: torch.Tensor, area: torch.Tensor, target: str) -> torch.Tensor:
+        """The pixels of ``area`` the target averages: the nearest / farthest :attr:`share` of them, or all.
+
+        Pixels tied with the k-th nearest (farthest) value are all included, so the pick does not depend on the order
+        of equal values.
+        """
+        if target == "mean" or not bool(area.any()):
+            return area
+        values = depth[area]
+        k = max(1, round(self.share * len(values)))
+        if target == "near":
+            cut = values.kthvalue(k).values
+            return area & (depth <= cut)
+        cut = values.kthvalue(len(values) - k + 1).values
+        return area & (depth >= cut)
+
+    def target_values(
+        self, head_out: Any, sels: list[Selection], target: str, imgsz: tuple[int, int], rematch: bool = False
+    ) -> list:
+        """The mean upsampled depth over each row's pixels; negated for ``near``."""
+        depth = self.output(head_out)
+        sign = -1.0 if self.default_target(target) == "near" else 1.0
+        out = []
+        for b, s in enumerate(sels):
+            up = self.upsampled(depth[b : b + 1], imgsz)[0]  # (1, H, W)
+            out.append(sign * self.masked_mean(up, s.masks))
+        return out
+
+    def class_logits(self, head_out: Any, sels: list[Selection]) -> list:
+        """A depth head has no classes."""
+        raise UnsupportedModelError("depth models have no class logits to compare.")
+
+
 def _empty_selection(like: torch.Tensor) -> Selection:
     """A selection without rows whose box columns are shaped like ``like``'s."""
     index = torch.zeros(0, dtype=torch.long, device=like.device)
@@ -562,6 +878,9 @@ def adapter_for(net: torch.nn.Module, task: str) -> HeadAdapter:
     from ultralytics.nn.modules.head import Classify, Detect, RTDETRDecoder
 
     head = net.model[-1]
+    dense = _dense_adapter(head, task)
+    if dense is not None:
+        return dense(net, task)
     if isinstance(head, RTDETRDecoder):
         return RTDETRHeadAdapter(net, task)
     if isinstance(head, Classify):
@@ -570,5 +889,16 @@ def adapter_for(net: torch.nn.Module, task: str) -> HeadAdapter:
         return AnchorHeadAdapter(net, task)
     raise UnsupportedModelError(
         f"ultralytics-cam cannot explain a {type(head).__name__} head (task '{task}'). Supported: detect, segment, "
-        "pose, obb and classify models of the YOLO families, RT-DETR, YOLO-World and YOLOE."
+        "semantic, depth, pose, obb and classify models of the YOLO families, RT-DETR, YOLO-World and YOLOE."
     )
+
+
+def _dense_adapter(head: torch.nn.Module, task: str) -> type | None:
+    """The adapter class of a dense-prediction head (heads Ultralytics versions without these tasks lack: None)."""
+    from ultralytics.nn.modules import head as heads
+
+    for name, adapter in (("SemanticSegment", SemanticHeadAdapter), ("Depth", DepthHeadAdapter)):
+        cls = getattr(heads, name, None)
+        if cls is not None and isinstance(head, cls) and task in TASK_TARGETS:
+            return adapter
+    return None

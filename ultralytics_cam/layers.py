@@ -85,6 +85,8 @@ def auto_layers(net: torch.nn.Module) -> list[int]:
     """Return the indices of the layers the head reads (its ``.f``), made non-negative."""
     head = net.model[-1]
     f = [head.f] if isinstance(head.f, int) else list(head.f)
+    if type(head).__name__ == "SemanticSegment":
+        f = f[:1]  # its second input feeds only the auxiliary head, which runs in training alone
     return [head.i + j if j < 0 else j for j in f]
 
 
@@ -122,6 +124,7 @@ def resolve_layers(net: torch.nn.Module, spec: Any, *, imgsz: Any = 640, verbose
         what = {
             "Classify": "the last spatial layer, feeding the Classify head",
             "RTDETRDecoder": "the feature maps entering the RT-DETR decoder",
+            "SemanticSegment": "the map entering the SemanticSegment classifier (its P4 input is training-only)",
         }.get(type(head).__name__, f"the feature maps entering the {type(head).__name__} head, fused across levels")
         chosen = ", ".join(f"{layer.label} ({layer.type})" for layer in layers)
         LOGGER.info(

@@ -191,12 +191,15 @@ def attach_cams(
             r,
             method=engine.method.name,
             layers=layers,
-            target=config.target,
+            target=engine.target.name,
             cls=sel.cls,
             conf=sel.conf,
             index=sel.index,
             display=config.display(),
         )
+        info = getattr(sel, "info", None)
+        if info is not None:  # dense heads (semantic, depth): what each row's region is
+            r.cam.rows = list(info)
         call_result_ready(r, r.cam, config)
 
 

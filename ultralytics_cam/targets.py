@@ -70,12 +70,18 @@ class TargetSpec:
 
 #: One line per built-in target.
 BUILTIN_TARGET_SUMMARIES = {
-    "class": "the prediction's class logit (classify: the class logit of each top-5 class)",
+    "class": (
+        "the prediction's class logit (classify: the class logit of each top-5 class; semantic: the class's logits "
+        "summed over its pixels; depth: means 'near', or 'mean' with region=)"
+    ),
     "box": "the box regression: sum of the four side distances in grid cells (RT-DETR: normalised w + h)",
     "all": "class + box",
     "mask": "the mean mask logit inside the prediction's box (segment)",
     "keypoints": "the sum of the keypoint visibility logits (pose)",
     "angle": "the raw rotation output (obb)",
+    "near": "minus the mean depth of the nearest 10% of the pixels (depth; of each region= box)",
+    "far": "the mean depth of the farthest 10% of the pixels (depth; of each region= box)",
+    "mean": "the mean depth of all pixels (depth; of each region= box)",
 }
 
 

@@ -199,6 +199,7 @@ def cam_record(cam: CamResult, config: SaveConfig | None = None) -> dict:
         "path": getattr(cam, "path", None),  # how the gradients were computed: local head replay, dense, or forward
         "display": dict(cam.display),
         "predictions": [{"index": i, **s} for i, s in enumerate(cam.stats())],
+        **({"rows": cam.rows} if getattr(cam, "rows", None) is not None else {}),  # semantic / depth: each row's region
     }
 
 
