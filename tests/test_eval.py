@@ -78,7 +78,7 @@ def test_eval_writes_json_csv_figures_and_report(eval_run):
     assert rows[0]["method"] == eval_run.ranking[0]["method"] and rows[-1]["method"] == "baseline:confidence"
     assert float(rows[0]["faithfulness"]) == pytest.approx(eval_run.ranking[0]["faithfulness"], abs=1e-4)
     figs = sorted(p.name for p in (d / "figures").iterdir())
-    assert figs == ["shapes_0_layers.png", "shapes_0_methods.png", "shapes_1_layers.png", "shapes_1_methods.png"]
+    assert figs == [f"shapes_{i}_{kind}.png" for i in (0, 1) for kind in ("best", "layers", "methods")]
     assert (d / "index.html").is_file()
     table = eval_run.table()
     assert "(random)" in table and "(confidence)" in table and eval_run.recommendation in table

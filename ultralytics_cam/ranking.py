@@ -484,7 +484,11 @@ def _write_eval(
 
 
 def _eval_figures(report: EvalReport, names: list[str], first_results: dict, save_dir: Path) -> list[Path]:
-    """Per sample image (the first :data:`FIGURE_IMAGES`): across methods (best layer set), across layer sets."""
+    """Figures of the first :data:`FIGURE_IMAGES` sample images: best candidate, across methods, across layers.
+
+    ``<image>_best.png`` explains the recommended candidate; ``_methods`` shows the methods on the best layer set;
+    ``_layers`` the layer sets with the best method.
+    """
     from . import figures
 
     ok = [r for r in report.ranking if not r.get("error")]
@@ -504,6 +508,9 @@ def _eval_figures(report: EvalReport, names: list[str], first_results: dict, sav
             if r["method"] == best["method"] and (r["method"], r["layers"]) in first_results
         ]
         fig_dir = save_dir / "figures"
+        best_result = first_results.get((best["method"], best["layers"]), [None] * FIGURE_IMAGES)[j]
+        if best_result is not None:  # the recommended candidate: original | heatmap | overlay
+            out.append(figures.explain_figure(best_result, fig_dir / f"{image_name}_best.png"))
         out.append(figures.grid_figure(across_methods, fig_dir / f"{image_name}_methods.png", title=image_name))
         out.append(figures.grid_figure(across_layers, fig_dir / f"{image_name}_layers.png", title=image_name))
     return out
