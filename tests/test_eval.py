@@ -38,6 +38,7 @@ def test_layer_sets_accept_semicolons_spaces_and_lists():
         split_layer_sets(" ; ")
 
 
+@pytest.mark.slow
 def test_eval_ranks_every_candidate_best_first(eval_run):
     r = eval_run
     assert r.status == "completed"
@@ -66,6 +67,7 @@ def test_eval_ranks_every_candidate_best_first(eval_run):
     assert r.ranking[0]["faithfulness"] > r.baselines["random"]["faithfulness"] + 0.1
 
 
+@pytest.mark.slow
 def test_eval_writes_json_csv_figures_and_report(eval_run):
     d = eval_run.save_dir
     data = json.loads((d / "eval.json").read_text(encoding="utf-8"))
@@ -95,6 +97,7 @@ def test_eval_rejects_bad_options_before_running(tmp_path):
     assert not list(tmp_path.iterdir())  # nothing was written
 
 
+@pytest.mark.slow
 def test_eval_cli_prints_the_ranking(tmp_path, capsys):
     code = cli.main(
         [
@@ -127,6 +130,7 @@ def test_cli_modes_are_table_entries(capsys):
     assert cli.main(["predict", "some/folder"]) == cli.EXIT_USAGE  # bare words stay errors outside 'report'
 
 
+@pytest.mark.slow
 def test_compare_saves_a_figure_per_image_with_a_row_per_model(tmp_path):
     model = trained("detect")
     per_model, save_dir = ultralytics_cam.compare(
@@ -175,6 +179,7 @@ def test_figures_keep_the_aspect_ratio(size, tmp_path):
     assert png.shape[0] > 100
 
 
+@pytest.mark.slow
 def test_non_ascii_class_names_render_with_a_cjk_font(tmp_path, caplog):
     """Chinese class names are drawn with a CJK font: matplotlib reports no missing glyph."""
     if figures.cjk_font() is None:
@@ -194,6 +199,7 @@ def test_non_ascii_class_names_render_with_a_cjk_font(tmp_path, caplog):
     assert path.is_file()
 
 
+@pytest.mark.slow
 def test_ctrl_c_keeps_the_finished_candidates(tmp_path, monkeypatch):
     """Ctrl-C during the second candidate: eval.json and eval.csv hold the first one, marked interrupted."""
     from ultralytics_cam import ranking

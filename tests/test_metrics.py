@@ -61,6 +61,7 @@ def mean_areas(scorer, cases, maps_per_image) -> dict[str, float]:
     return {k: float(np.mean([a[k] for a in aucs])) for k in aucs[0]}
 
 
+@pytest.mark.slow
 def test_a_map_on_the_object_beats_random_and_inverted(detect_case):
     _, data, conf, _, scorer, cases = detect_case
     assert sum(len(r.cam) for r in conf) >= 5  # the model finds the objects: there is something to explain
@@ -74,6 +75,7 @@ def test_a_map_on_the_object_beats_random_and_inverted(detect_case):
     assert on_object["image_insertion"] > inverted["image_insertion"] + 0.1, (on_object, inverted)
 
 
+@pytest.mark.slow
 def test_box_level_separates_confidence_map_from_a_map_that_peaks_on_the_object(detect_case):
     """Image-level deletion barely tells HiResCAM from ConfidenceMap; box-level deletion does."""
     _, _, conf, cam, scorer, cases = detect_case
@@ -88,6 +90,7 @@ def test_box_level_separates_confidence_map_from_a_map_that_peaks_on_the_object(
     assert box_gap > 2 * abs(image_gap), (confidence, hires)
 
 
+@pytest.mark.slow
 def test_curves_have_the_documented_shape_and_batched_forwards(detect_case):
     _, _, conf, _, scorer, cases = detect_case
     r, case = conf[0], cases[0]
@@ -110,6 +113,7 @@ def test_curves_have_the_documented_shape_and_batched_forwards(detect_case):
     assert scorer.forwards - before == n * 4 * 9
 
 
+@pytest.mark.slow
 def test_faithfulness_rows_and_summary(detect_case):
     model, _, conf, _, scorer, _ = detect_case
     rows = metrics.faithfulness(model, conf[:2], scorer=scorer)
@@ -132,6 +136,7 @@ def test_bad_options_are_named():
         metrics.faithfulness(model, [], baselines=("zeros",))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", ["segment", "obb", "classify"])
 def test_every_task_gets_curves(task):
     """Mask IoU (segment), rotated IoU (obb) and class probability (classify) give finite, normalised curves."""

@@ -66,6 +66,7 @@ def test_predict_run_writes_its_report(predict_run):
     assert "http://" not in html and "https://" not in html  # self-contained: nothing from the network
 
 
+@pytest.mark.slow
 def test_report_loads_sorts_and_filters(predict_run):
     with browser() as b:
         page, errors = _open(b, predict_run / "index.html")
@@ -93,6 +94,7 @@ def test_report_loads_sorts_and_filters(predict_run):
         assert not errors, errors
 
 
+@pytest.mark.slow
 def test_eval_report_shows_the_ranking(tmp_path):
     import ultralytics_cam
 
