@@ -66,7 +66,10 @@ PREDICT_KEYS = (
 #: The CAM keys: description and an example value.
 CAM_KEY_HELP: dict[str, tuple[str, str]] = {
     "method": ("CAM method, case-insensitive; 'yolo-cam methods' lists them", "EigenCAM"),
-    "target": ("what each map explains: class, box, all; per task mask, keypoints, angle", "box"),
+    "target": (
+        "what each map explains: class, box, all; per task mask, keypoints, angle; depth: near, far, mean",
+        "box",
+    ),
     "layers": ("'auto' (the head's inputs), indices or module names; 'yolo-cam layers' lists them", "16,19,22"),
     "alpha": ("weight of the heatmap in overlays, 0..1", "0.4"),
     "colormap": ("OpenCV colormap of overlays (jet, turbo, viridis, inferno, ...)", "turbo"),
@@ -75,6 +78,7 @@ CAM_KEY_HELP: dict[str, tuple[str, str]] = {
     "eigen_smooth": ("first principal component instead of the channel sum (grad-cam's eigen_smooth)", "True"),
     "aug_smooth": ("average over flipped and brightened copies of the input (grad-cam's aug_smooth)", "True"),
     "save_maps": ("also save every prediction's own map: maps.npy and maps/<i>_<class>.png", "True"),
+    "region": ("semantic and depth: explain only these boxes x1,y1,x2,y2 (a list: one map per box)", "0,0,320,240"),
 }
 
 #: Example values for Ultralytics keys whose default makes a poor example.
@@ -144,6 +148,7 @@ def help_text(mode: str | None = None) -> str:
     if mode in (None, "help"):
         lines += [
             "yolo-cam: class activation maps for every prediction of Ultralytics YOLO models.",
+            "Tasks: detect, segment, semantic, depth, classify, pose, obb.",
             "",
             "Usage:",
             "  yolo-cam MODE key=value ...        (the 'yolo' argument language: key=value, no dashes)",
