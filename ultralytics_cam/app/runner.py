@@ -8,7 +8,7 @@ A run is exactly the CLI's: :func:`ultralytics_cam.api.cam_predictor` with ``sav
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import threading
 import time
 from collections.abc import Callable
@@ -129,9 +129,14 @@ class RunController:
 
     # -- what the page calls -------------------------------------------------------------------------------------------
     def snapshot(self) -> RunState:
-        """Return a copy of the current state (safe to read while the run goes on)."""
+        """Return a copy of the current state (safe to read while the run goes on).
+
+        The lists are copied, not their items: gallery items and failures are frozen, and the run replaces an error
+        list rather than changing it, so a snapshot costs a few pointers per image even in a long run.
+        """
         with self._lock:
-            return copy.deepcopy(self._state)
+            s = self._state
+            return dataclasses.replace(s, items=list(s.items), image_errors=list(s.image_errors))
 
     def subscribe(self, listener: Callable[[RunState], None]) -> None:
         """Call ``listener`` with a snapshot after every change (in the run's thread; keep it short)."""
@@ -177,10 +182,11 @@ class RunController:
         return self.snapshot()
 
     # -- the run -------------------------------------------------------------------------------------------------------
-    def _update(self, **changes: Any) -> None:
+    def _update(self, new_items: list[GalleryItem] | None = None, **changes: Any) -> None:
         with self._lock:
             for k, v in changes.items():
                 setattr(self._state, k, v)
+            self._state.items.extend(new_items or [])
             self._state.version += 1
         self._notify()
 
@@ -236,14 +242,14 @@ class RunController:
                 done += 1
                 now = time.perf_counter()
                 first = first or now
-                state = self.snapshot()
+                total = self._state.total  # written only by this thread
                 rate = (done - 1) / (now - first) if done > 1 and now > first else None
-                left = (state.total - done) if state.total else None
+                left = (total - done) if total else None
                 changes: dict[str, Any] = {
                     "done": done,
                     "rate": rate,
                     "eta": left / rate if rate and left is not None and left >= 0 else None,
-                    "items": [*state.items, *self._new_items(predictor, len(state.items))],
+                    "new_items": self._new_items(predictor, len(self._state.items)),
                 }
                 if now - last_errors > 1.0:  # listing skipped inputs reads the folder: at most once a second
                     changes["image_errors"] = self._skipped(predictor)
@@ -268,10 +274,9 @@ class RunController:
             summary = json.loads((save_dir / "summary.json").read_text(encoding="utf-8"))
         skipped = summary.get("skipped", self._skipped(predictor))
         report = save_dir / "index.html"
-        items = self.snapshot().items
         changes: dict[str, Any] = {
             "image_errors": skipped,
-            "items": [*items, *self._new_items(predictor, len(items))],
+            "new_items": self._new_items(predictor, len(self._state.items)),
             "save_dir": str(save_dir),
             "report": str(report) if report.is_file() else None,
             "current": "",

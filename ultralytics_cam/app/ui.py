@@ -5,13 +5,14 @@ holds a request open, and two tabs show the same run.
 """
 
 # No "from __future__ import annotations": Gradio reads the gr.SelectData annotation of a handler at run time.
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from .choices import device_choices, method_choices, model_info
 from .i18n import translate
-from .runner import GalleryItem, RunBusyError, RunController
+from .runner import ACTIVE, GalleryItem, RunBusyError, RunController
 from .settings import FORM_DEFAULTS, FormError, build_settings
 from .view import GALLERY_LIMIT, errors_markdown, gallery_value, status_html
 
@@ -19,6 +20,8 @@ __all__ = ["build_app", "file_url"]
 
 #: Seconds between two looks at the run from each tab.
 POLL_SECONDS = 0.5
+#: Seconds between two refreshes of a tab's gallery while a run goes on.
+GALLERY_SECONDS = 2.0
 
 CSS = """
 #cam-status progress { width: 100%; height: 1.1em; }
@@ -86,10 +89,15 @@ def build_app(
         state = controller.snapshot()
         if seen.get("version") == state.version:
             return gr.skip(), gr.skip(), gr.skip(), seen
-        gallery = gallery_value(state) if seen.get("items") != len(state.items) else gr.skip()
-        errors = errors_markdown(state, lang)
-        now = {"version": state.version, "items": len(state.items)}
-        return status_html(state, lang, file_url), gallery, errors, now
+        now = {**seen, "version": state.version}
+        # Gradio hashes and copies every picture it sends: refresh the gallery at most every GALLERY_SECONDS while a
+        # run goes on, and at once when it ends.
+        due = state.status not in ACTIVE or time.monotonic() - seen.get("gallery_at", 0.0) >= GALLERY_SECONDS
+        gallery = gr.skip()
+        if seen.get("items") != len(state.items) and due:
+            gallery = gallery_value(state)
+            now.update(items=len(state.items), gallery_at=time.monotonic())
+        return status_html(state, lang, file_url), gallery, errors_markdown(state, lang), now
 
     def on_select(evt: gr.SelectData) -> tuple[Any, Any]:
         items: list[GalleryItem] = controller.snapshot().items[-GALLERY_LIMIT:]

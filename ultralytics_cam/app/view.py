@@ -14,9 +14,9 @@ from .runner import RunState
 
 __all__ = ["GALLERY_LIMIT", "errors_markdown", "format_seconds", "gallery_value", "status_html"]
 
-#: The gallery shows the most recent finished images (sending thousands of pictures to every tab would stall it);
-#: every image is in the output folder either way.
-GALLERY_LIMIT = 200
+#: The gallery shows the most recent finished images (Gradio hashes and copies each picture it sends, so thousands
+#: would stall every tab); every image is in the output folder either way.
+GALLERY_LIMIT = 60
 
 
 def format_seconds(seconds: float | None) -> str:
