@@ -563,6 +563,8 @@ def _report(predictor: Any, seen: int, seconds: float, interrupted: bool, verbos
             _plural(n, word) for n, word in ((counts["images"], "image"), (counts["frames"], "video frame")) if n
         )
         where = f" -> {predictor.save_dir}" if summary else ""
+        if summary.get("sessions", 1) > 1:  # a resumed run: the counts cover every session, the time this one
+            what += f" ({seen} in this session)"
         rate = seen / seconds if seconds > 0 else 0.0
         _say(f"{what or seen} explained with {predictor.cam_config.method} in {seconds:.1f}s ({rate:.2f} img/s){where}")
     if skipped:
