@@ -186,6 +186,15 @@ def test_stop_keeps_finished_images_and_summary_says_interrupted(tmp_path):
     assert not controller.stop()  # nothing left to stop
 
 
+def test_stop_while_the_model_loads_starts_nothing(tmp_path):
+    controller = RunController()
+    controller.subscribe(lambda state: controller.stop() if state.status == "starting" else None)
+    controller.start(settings_for(DEMO_IMAGES, tmp_path / "out"))
+    state = controller.wait(60)
+    assert state.status == "interrupted" and state.done == 0
+    assert not (tmp_path / "out").exists()
+
+
 def test_second_start_is_refused_while_a_run_is_in_progress(tmp_path):
     source = images_folder(tmp_path, copies=5)
     controller = RunController()
@@ -193,6 +202,9 @@ def test_second_start_is_refused_while_a_run_is_in_progress(tmp_path):
     with pytest.raises(RunBusyError):
         controller.start(settings_for(source, tmp_path / "out"))
     assert controller.is_running()
+    deadline = time.time() + 120
+    while controller.snapshot().done < 1 and time.time() < deadline:
+        time.sleep(0.05)
     controller.stop()
     state = controller.wait(120)
     assert state.status == "interrupted"

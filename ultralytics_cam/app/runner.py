@@ -168,7 +168,7 @@ class RunController:
             if self._state.status not in ACTIVE:
                 return False
             self._stop.set()
-            if self._state.status == "running":
+            if self._state.status != "stopping":
                 self._state.status = "stopping"
                 self._state.version += 1
         self._notify()
@@ -215,6 +215,9 @@ class RunController:
             model = load_model(settings.model)
             stage = "setup"
             predictor = cam_predictor(model, **settings.predictor_kwargs())
+            if self._stop.is_set():  # Stop while the model was loading: nothing was started, nothing is written
+                self._update(status="interrupted")
+                return
             stage = "run"
             self._run(predictor, settings.source)
         except Exception as e:  # the thread must end with a state the page can show
@@ -234,7 +237,11 @@ class RunController:
 
         predictor.add_callback("on_predict_start", on_start)
         predictor.add_callback("on_predict_batch_start", on_batch)
-        self._update(status="running")
+        with self._lock:  # a Stop that came in meanwhile keeps its "stopping"
+            if self._state.status == "starting":
+                self._state.status = "running"
+                self._state.version += 1
+        self._notify()
         done, first, last_errors, error = 0, None, 0.0, None
         gen = predictor(source=source, stream=True)
         try:
