@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from test_cli import _save_dir, yolo_cam  # noqa: F401 - the fixture runs the installed console script
+from test_invariants import assert_unchanged, snapshot
 
 from ultralytics_cam import MethodError, TargetError, UnsupportedModelError
 from ultralytics_cam.methods import method_specs
 
 from conftest import yaml_model
-from test_cli import _save_dir, yolo_cam  # noqa: F401 - the fixture runs the installed console script
-from test_invariants import assert_unchanged, snapshot
 
 SIZE = 96  # the input size: a SIZE x SIZE image is fed unchanged
 SEM = ["yolo26n-sem.yaml", "yolo26s-sem.yaml"]
@@ -81,6 +81,17 @@ def test_semantic_rows_are_the_painted_classes_largest_first(name, image):
     maps = r.cam.maps
     assert maps.shape == (len(ids), SIZE, SIZE) and np.isfinite(maps).all() and maps.max() <= 1 and maps.min() >= 0
     assert r.cam.target == "class" and r.cam.layers == [16]  # auto: the classifier's input (P4 feeds the aux head)
+
+
+def test_semantic_rows_follow_results_through_the_letterbox(assets):
+    """bus.jpg (810 x 1080) letterboxed into 96 px: the rows are still exactly the classes ``Results`` paints, and the
+    maps come back at the original size with the padding cropped."""
+    model = cached("semantic")
+    (r,) = model.cam(str(assets / "bus.jpg"), imgsz=SIZE, verbose=False)
+    painted = r.semantic_mask.data.cpu().numpy()
+    assert set(r.cam.cls.tolist()) == set(np.unique(painted).tolist())
+    assert r.cam.maps.shape == (len(r.cam), 1080, 810) and np.isfinite(r.cam.maps).all()
+    assert r.cam.geometry.kind == "letterbox"
 
 
 def test_semantic_classes_and_region_restrict_the_rows(image):
@@ -152,7 +163,7 @@ def test_every_method_runs_or_is_refused_with_the_reason(task, method, image):
     assert maps.shape[1:] == (64, 64) and np.isfinite(maps).all() and maps.min() >= 0 and maps.max() <= 1
 
 
-# -- bad input ----------------------------------------------------------------------------------------------------------
+# -- bad input ---------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("region", "message"),
     [
@@ -305,3 +316,20 @@ def test_cli_predict_writes_the_layout(yolo_cam, tmp_path, image, name, extra): 
         assert record["target"] == "mean" and record["rows"][0]["region"] == [0, 0, 40, 40]
     plot = cv2.imread(str(folder / "detection.png"))
     assert plot.shape[:2] == (SIZE, SIZE) and not np.array_equal(plot, image)  # Ultralytics drew its own plot
+
+
+# -- locality: a region's map cannot leave the region's receptive field ------------------------------------------------
+@pytest.mark.parametrize("method", ["HiResCAM", "LayerCAM", "GradCAMElementWise"])
+def test_semantic_region_map_stays_inside_the_region_receptive_field(method, image):
+    """An exact property, on any weights: with region=[0, 0, 32, 32] the target reads input pixels 0-31, i.e. (bilinear,
+    align_corners=False, stride 8) logit cells 0-4, which the classifier's 3x3 conv reads from head-input cells 0-5.
+    Element-wise maps are therefore zero from cell 7 on (input pixel 56; cell 6 is zero, the map's bilinear upsampling
+    reaches from cell 5 to pixel 52) and carry their energy in the region's corner."""
+    model = cached("semantic")
+    (r,) = model.cam(image, method=method, region=[0, 0, 32, 32], imgsz=SIZE, verbose=False)
+    assert len(r.cam) >= 1
+    maps = r.cam.maps
+    assert maps.max() > 0
+    assert np.abs(maps[:, 56:, :]).max() == 0 and np.abs(maps[:, :, 56:]).max() == 0
+    (full,) = model.cam(image, method=method, imgsz=SIZE, verbose=False)
+    assert np.abs(full.cam.maps[:, 56:, 56:]).max() > 0  # without region= the same classes light up elsewhere too

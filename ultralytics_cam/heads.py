@@ -716,40 +716,38 @@ class DenseHeadAdapter(HeadAdapter):
 class SemanticHeadAdapter(DenseHeadAdapter):
     """SemanticSegment: one row per class present in the predicted class map, largest area first.
 
-    A row's pixels are those the predictor paints as its class (argmax of the upsampled logits, letterbox padding
-    excluded, ``classes=`` applied, restricted to ``region=``); its target is the class's logits summed over them.
+    The rows are the classes ``r.semantic_mask`` paints (``classes=`` applied, restricted to ``region=``), ordered by
+    their area there. A row's pixels are the model-input pixels that cover the class's pixels (letterbox padding
+    excluded); its target is the class's logits, upsampled as the predictor upsamples them, summed over them.
     """
 
     def select(
         self, predictor: Any, preds: Any, head_out: Any, results: list, imgsz: tuple[int, int]
     ) -> list[Selection]:
-        """Rows from the raw logits, as ``SemanticSegmentationPredictor.postprocess`` paints the class map."""
+        """One row per class ``r.semantic_mask`` paints (inside ``region=``), its largest area first."""
         logits = self.output(head_out).detach()
-        classes = getattr(predictor.args, "classes", None)
         names = getattr(predictor.model, "names", {}) or {}
         sels = []
         for b, r in enumerate(results):
             geometry = self.content(predictor, r.orig_shape, imgsz)
             up = self.upsampled(logits[b : b + 1], imgsz)[0]  # (nc, H, W)
-            painted = up.argmax(0) if up.shape[0] > 1 else up[0].gt(0).long()
             keep = self.base_mask(geometry, up.device)
             if self.region is not None:
                 any_region = torch.zeros_like(keep)
                 for m, _ in self.region_masks(geometry, up.device):
                     any_region |= m
                 keep &= any_region
-            present = painted[keep]
-            ids, counts = present.unique(return_counts=True)
-            if classes is not None:
-                allowed = torch.as_tensor(classes, device=ids.device).view(-1)
-                chosen = (ids[:, None] == allowed[None]).any(1)
-                ids, counts = ids[chosen], counts[chosen]
+            painted = self.painted(r, geometry, up, getattr(predictor.args, "classes", None))
+            ids, counts = painted.unique(return_counts=True)
+            valid = ids < up.shape[0]  # 255: Ultralytics' ignore label (classes= left those pixels out)
+            ids, counts = ids[valid], counts[valid]
             order = counts.argsort(descending=True, stable=True)
             ids, counts = ids[order], counts[order]
-            masks = (painted[None] == ids[:, None, None]) & keep[None]
+            masks = torch.stack([self.to_input(painted == c, geometry) for c in ids]) if len(ids) else keep[None][:0]
+            masks &= keep[None]
             prob = up.softmax(0) if up.shape[0] > 1 else up.sigmoid()
             conf = self.masked_mean(prob[ids], masks) if len(ids) else prob.new_zeros(0)
-            total = max(int(keep.sum()), 1)
+            total = max(int((painted != 256).sum()), 1)
             info = [
                 {
                     "class": int(c),
@@ -761,6 +759,50 @@ class SemanticHeadAdapter(DenseHeadAdapter):
             ]
             sels.append(DenseSelection(ids.long(), ids.long(), conf, self.mask_boxes(masks), False, masks, info))
         return sels
+
+    def painted(self, result: Any, geometry: Any, up: torch.Tensor, classes: Any) -> torch.Tensor:
+        """The class map the user sees, at the original size, with pixels outside ``region=`` set to 256.
+
+        ``r.semantic_mask`` when the result has one (the rows are then exactly the classes it shows); otherwise the
+        argmax of the logits, taken at the input and brought to the original size.
+        """
+        import torch.nn.functional as F
+
+        mask = getattr(result, "semantic_mask", None)
+        if mask is not None:
+            data = torch.as_tensor(mask.data, device=up.device).long()
+        else:
+            cls = up.argmax(0) if up.shape[0] > 1 else up[0].gt(0).long()
+            if classes is not None:
+                allowed = torch.as_tensor(classes, device=cls.device).view(-1)
+                cls = torch.where((cls[..., None] == allowed).any(-1), cls, torch.full_like(cls, 255))
+            oy, ox, ch, cw = geometry.canvas()
+            crop = cls[oy : oy + ch, ox : ox + cw].float()[None, None]
+            data = F.interpolate(crop, geometry.orig_hw, mode="nearest")[0, 0].long()
+        if self.region is None:
+            return data
+        h0, w0 = geometry.orig_hw
+        inside = torch.zeros((h0, w0), dtype=torch.bool, device=data.device)
+        if hasattr(self.region, "shape"):
+            inside |= torch.as_tensor(self.region, device=data.device)
+        else:
+            for x1, y1, x2, y2 in self.region:
+                inside[max(round(y1), 0) : max(round(y2), 0), max(round(x1), 0) : max(round(x2), 0)] = True
+        return torch.where(inside, data, torch.full_like(data, 256))
+
+    @staticmethod
+    def to_input(mask: torch.Tensor, geometry: Any) -> torch.Tensor:
+        """(H, W) bool at the model input: every input pixel whose footprint holds a pixel of the original-size mask.
+
+        Area resampling covers every original pixel, so a class that ``Results`` shows on a few pixels keeps a row.
+        """
+        import torch.nn.functional as F
+
+        oy, ox, ch, cw = geometry.canvas()
+        h, w = geometry.input_hw
+        out = torch.zeros((h, w), dtype=torch.bool, device=mask.device)
+        out[oy : oy + ch, ox : ox + cw] = F.interpolate(mask.float()[None, None], (ch, cw), mode="area")[0, 0] > 0
+        return out
 
     def target_values(
         self, head_out: Any, sels: list[Selection], target: str, imgsz: tuple[int, int], rematch: bool = False
