@@ -200,6 +200,7 @@ def test_stop_from_the_page_keeps_the_finished_images(page, chromium, app_url, c
     other = open_tab(chromium, app_url, console_errors)  # a second tab sees the run in progress, and can stop it
     assert wait_for_status(other, "running", timeout=30) == "running"
     other.click("#cam-stop")
+    wait_for_status(other, "stopping", "interrupted", timeout=60)  # the click reached the server
     other.close()
     assert wait_for_status(page, "interrupted", "completed", "failed") == "interrupted"
     summary = json.loads((out / "cam" / "summary.json").read_text(encoding="utf-8"))
