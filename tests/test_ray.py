@@ -249,3 +249,24 @@ def test_cli_refuses_an_unknown_engine(capsys):
 
     assert cli.main(["predict", "model=x.pt", "source=.", "engine=spark"]) == cli.EXIT_USAGE
     assert "engine='spark' is not valid: use one of local, ray" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_ray_run_with_an_in_memory_model(ray_cluster, tmp_path):
+    """A model without a weights file (built from YAML, changed in memory) reaches the actors through Ray's store."""
+    from ultralytics_cam.distributed import cam_ray
+
+    from conftest import tiny_detector
+
+    src = tmp_path / "imgs"
+    src.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(src / f"im{i}.png"), render("detect", seed=i, imgsz=96)[0])
+    model = tiny_detector()
+    assert getattr(model, "ckpt_path", None) is None
+    summary = cam_ray(model, src, workers=1, imgsz=64, max_det=3, project=tmp_path / "ray")
+    model.cam(src, save=True, imgsz=64, max_det=3, project=tmp_path / "local", verbose=False)
+    assert summary["counts"]["images"] == 3 and summary["counts"]["predictions"] == 9
+    for i in range(3):
+        a, b = (tmp_path / run / "cam" / f"im{i}" / "heatmap.npy" for run in ("ray", "local"))
+        assert a.read_bytes() == b.read_bytes()

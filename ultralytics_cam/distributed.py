@@ -61,6 +61,13 @@ def output_names(files: list[str], taken: set[str]) -> list[str]:
     return out
 
 
+def load_weights(path: str | Path, task: str | None = None) -> Any:
+    """Load a weights file as ``yolo`` does: RT-DETR by name, else ``YOLO`` (which picks World / YOLOE itself)."""
+    from ultralytics import RTDETR, YOLO
+
+    return RTDETR(str(path)) if "rtdetr" in Path(str(path)).stem.lower() else YOLO(str(path), task=task)
+
+
 class CamWorker:
     """One actor of the pool: loads the model and builds the CAM predictor once, then explains batches of files."""
 
@@ -70,9 +77,11 @@ class CamWorker:
         from .summary import CamRun
 
         if isinstance(model, (str, Path)):
-            from ultralytics import RTDETR, YOLO
+            model = load_weights(model, task)
+        else:  # an in-memory model, put in the object store by the driver
+            import ray
 
-            model = RTDETR(str(model)) if "rtdetr" in Path(str(model)).stem.lower() else YOLO(str(model), task=task)
+            model = ray.get(model)
         self.predictor = cam_predictor(model, **{**kwargs, "save": False, "verbose": False})
         self.predictor.save_dir = Path(save_dir)
         self.run = CamRun(self.predictor, None)
@@ -138,7 +147,6 @@ def cam_ray(
     """
     ray = import_ray()
     import cv2
-    from ultralytics import YOLO
     from ultralytics.data.loaders import LoadImagesAndVideos
 
     from .api import cam_predictor
@@ -148,7 +156,7 @@ def cam_ray(
     kwargs = {k: v for k, v in kwargs.items() if k not in ("save", "engine", "workers")}
     task = kwargs.get("task")
     path = model if isinstance(model, (str, Path)) else getattr(model, "ckpt_path", None)
-    loaded = YOLO(str(model), task=task) if isinstance(model, (str, Path)) else model
+    loaded = load_weights(model, task) if isinstance(model, (str, Path)) else model
     device = kwargs.get("device")
     # The driver only names the run folder and records settings: its predictor is never run, so it stays on the CPU.
     driver = cam_predictor(loaded, **{**kwargs, "save": True, "verbose": False, "device": "cpu"})
