@@ -333,3 +333,28 @@ def test_semantic_region_map_stays_inside_the_region_receptive_field(method, ima
     assert np.abs(maps[:, 56:, :]).max() == 0 and np.abs(maps[:, :, 56:]).max() == 0
     (full,) = model.cam(image, method=method, imgsz=SIZE, verbose=False)
     assert np.abs(full.cam.maps[:, 56:, 56:]).max() > 0  # without region= the same classes light up elsewhere too
+
+
+@pytest.mark.parametrize("task", ["semantic", "depth"])
+def test_a_batch_explains_each_image_as_alone(task, image):
+    """The dense backward packs images into one batched backward: each image's rows and maps equal a run on it alone."""
+    model = cached(task)
+    other = np.ascontiguousarray(image[:, ::-1])
+    kw = {"imgsz": SIZE, "verbose": False, "method": "HiResCAM"}
+    together = model.cam([image, other], batch=2, **kw)
+    for im, r in zip([image, other], together):
+        (alone,) = model.cam(im, **kw)
+        assert r.cam.rows == alone.cam.rows
+        np.testing.assert_allclose(r.cam.maps, alone.cam.maps, atol=1e-4)
+
+
+@pytest.mark.parametrize("task", ["semantic", "depth"])
+def test_aug_smooth_keeps_the_rows_and_changes_the_maps(task, image):
+    """aug_smooth (six flipped / brightened passes, each row's pixels mirrored with the input) keeps the rows."""
+    model = cached(task)
+    (plain,) = model.cam(image, imgsz=SIZE, verbose=False)
+    (r,) = model.cam(image, imgsz=SIZE, aug_smooth=True, verbose=False)
+    assert r.cam.rows == plain.cam.rows
+    maps = r.cam.maps
+    assert np.isfinite(maps).all() and maps.min() >= 0 and maps.max() <= 1 and maps.max() > 0
+    assert not np.allclose(maps, plain.cam.maps, atol=1e-3)
