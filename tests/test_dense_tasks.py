@@ -358,3 +358,32 @@ def test_aug_smooth_keeps_the_rows_and_changes_the_maps(task, image):
     maps = r.cam.maps
     assert np.isfinite(maps).all() and maps.min() >= 0 and maps.max() <= 1 and maps.max() > 0
     assert not np.allclose(maps, plain.cam.maps, atol=1e-3)
+
+
+def test_plugin_target_reads_the_dense_selection(image):
+    """A plugin's target gets the rows' pixels (``DenseSelection.masks``): here the mean logit instead of the sum. A
+    mean is the sum divided by a constant per row, so element-wise maps (min-max scaled) are identical."""
+    from ultralytics_cam import TargetSpec, hookimpl
+    from ultralytics_cam.plugins import get_plugin_manager, reset
+
+    def mean_logit(ctx):
+        sums = ctx.adapter.target_values(ctx.head_out, ctx.selections, "class", ctx.imgsz)
+        return [v / s.masks.sum((1, 2)).clamp(min=1) for v, s in zip(sums, ctx.selections)]
+
+    class Plugin:
+        @hookimpl
+        def ultralytics_cam_register_targets(self):
+            return [TargetSpec("mean_logit", mean_logit, tasks=("semantic",), summary="mean class logit")]
+
+    reset()
+    try:
+        get_plugin_manager().register(Plugin(), name="dense-test")
+        model = cached("semantic")
+        (r,) = model.cam(image, target="mean_logit", imgsz=SIZE, verbose=False)
+        (c,) = model.cam(image, target="class", imgsz=SIZE, verbose=False)
+        assert r.cam.target == "mean_logit" and r.cam.rows == c.cam.rows
+        np.testing.assert_allclose(r.cam.maps, c.cam.maps, atol=1e-4)
+        with pytest.raises(TargetError, match="not available for task 'depth'"):
+            cached("depth").cam(image, target="mean_logit", imgsz=SIZE)
+    finally:
+        reset()

@@ -875,8 +875,8 @@ class DepthHeadAdapter(DenseHeadAdapter):
         Pixels tied with the k-th nearest (farthest) value are all included, so the pick does not depend on the order
         of equal values.
         """
-        if target == "mean" or not bool(area.any()):
-            return area
+        if target not in ("near", "far") or not bool(area.any()):
+            return area  # mean, and plugin targets: every pixel of the area
         values = depth[area]
         k = max(1, round(self.share * len(values)))
         if target == "near":
