@@ -586,10 +586,11 @@ class DenseSelection(Selection):
 class DenseHeadAdapter(HeadAdapter):
     """Heads that predict every pixel (SemanticSegment, Depth): a "prediction" is a region of pixels.
 
-    The rows are built from the raw head output upsampled to the model input exactly as Ultralytics' predictor does
-    before it removes the letterbox, restricted to the image content (never the padding) and, with ``region=``, to the
-    given boxes. Each target sums or averages the raw head output over a row's pixels, so it is differentiable and
-    the same pixels are read on perturbed or flipped inputs.
+    A row's pixels are fixed when the rows are chosen (semantic: the pixels ``r.semantic_mask`` paints as the class;
+    depth: the nearest / farthest share, or all pixels), restricted to the image content (never the letterbox padding)
+    and, with ``region=``, to the given boxes or mask. Each target sums or averages the raw head output, upsampled to
+    the model input exactly as Ultralytics' predictor upsamples it, over those pixels: it is differentiable, and
+    perturbed or flipped inputs are explained on the same pixels.
     """
 
     #: ``region=`` boxes (original-image pixels) or an (H, W) mask; set by the engine from the CAM options.
