@@ -223,3 +223,18 @@ def test_ctrl_c_keeps_the_finished_candidates(tmp_path, monkeypatch):
     data = json.loads((report.save_dir / "eval.json").read_text(encoding="utf-8"))
     assert data["status"] == "interrupted" and [r["method"] for r in data["ranking"]] == ["EigenCAM"]
     assert (report.save_dir / "eval.csv").read_text(encoding="utf-8").count("EigenCAM") == 1
+
+
+def test_the_recommendation_says_when_the_ranking_carries_no_information():
+    """A model whose predictions ignore the pixels (random weights) scores 0 everywhere: a tie, not a win."""
+    from ultralytics_cam.ranking import _recommend
+
+    def row(f):
+        return {"method": "HiResCAM", "layers": "auto", "faithfulness": f, "pointing_game": 1.0, "ms_per_image": 9.0}
+
+    def baselines(conf, rand):
+        return {"confidence": {"faithfulness": conf}, "random": {"faithfulness": rand}}
+
+    assert "ties with the random map" in _recommend([row(-0.0001)], baselines(0.0, 0.0))
+    assert "beats the random map and ConfidenceMap" in _recommend([row(0.75)], baselines(0.70, 0.5))
+    assert "does not beat ConfidenceMap" in _recommend([row(0.06)], baselines(0.085, 0.02))

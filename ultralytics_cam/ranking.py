@@ -37,6 +37,8 @@ __all__ = [
 
 #: The methods ``yolo-cam eval`` ranks when ``methods=`` is not given.
 DEFAULT_METHODS = ("HiResCAM", "LayerCAM", "GradCAM", "EigenCAM")
+#: Faithfulness differences below this are ties in the recommendation.
+TIE = 0.01
 #: Sample images that get figures (their results are kept until the end of the run).
 FIGURE_IMAGES = 5
 #: Columns of ``eval.csv`` and of the printed table, in order.
@@ -221,13 +223,15 @@ def _recommend(ranking: list[dict], baselines: dict) -> str:
     conf = baselines.get("confidence", {}).get("faithfulness", float("nan"))
     rand = baselines.get("random", {}).get("faithfulness", float("nan"))
     loc = "" if math.isnan(best["pointing_game"]) else f", pointing game {best['pointing_game']:.2f}"
-    verdict = (
-        "beats the random map and ConfidenceMap"
-        if best["faithfulness"] > max(conf, rand)
-        else "does not beat ConfidenceMap, so no candidate explains more than the boxes themselves"
-        if best["faithfulness"] <= conf
-        else "beats ConfidenceMap but not the random map"
-    )
+    f = best["faithfulness"]
+    if abs(f - conf) < TIE and abs(f - rand) < TIE:  # e.g. a model whose predictions ignore the pixels
+        verdict = "ties with the random map and ConfidenceMap, so the ranking carries no information"
+    elif f > max(conf, rand) + TIE:
+        verdict = "beats the random map and ConfidenceMap"
+    elif f <= conf + TIE:
+        verdict = "does not beat ConfidenceMap, so no candidate explains more than the boxes themselves"
+    else:
+        verdict = "beats ConfidenceMap but not the random map"
     return (
         f"Recommended: method={best['method']} layers={best['layers']}, the most faithful candidate (faithfulness "
         f"{best['faithfulness']:.3f} vs {rand:.3f} for a random map and {conf:.3f} for ConfidenceMap; it {verdict}"
