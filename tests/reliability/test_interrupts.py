@@ -93,7 +93,9 @@ def test_a_signal_at_a_random_moment_leaves_a_consistent_run(tmp_path, assets, t
         return
     summary = read_summary(save_dir)
     if summary["status"] == "completed":  # the signal came after the last output: a complete run
-        assert proc.returncode in (0, 128 + sig), why
+        # 0 or 128 + sig while yolo-cam runs; -sig when it came after yolo-cam returned, while Python was exiting
+        # (Python then ends by the signal itself, as it does for a signal while importing, above)
+        assert proc.returncode in (0, 128 + sig, -sig), why
     else:
         assert proc.returncode == 128 + sig, why
         assert summary["status"] == "interrupted" and summary["interrupted"] is True, why
