@@ -11,6 +11,11 @@ Tasks and classes (see :data:`CLASS_NAMES`):
   ``apex``, ``left_base``, ``right_base`` (:data:`KPT_SHAPE` ``[3, 3]``, :data:`FLIP_IDX` ``[0, 2, 1]``).
 * ``obb``: ``rectangle`` and ``ellipse``, elongated and rotated by any angle.
 * ``classify``: one large ``circle`` / ``square`` / ``triangle`` per image.
+* ``semantic``: the detect scenes; the label is a per-pixel class-id mask (``background`` 0, then ``circle``,
+  ``square``, ``triangle`` as 1-3), see :func:`semantic_mask`.
+* ``depth``: the detect scenes; the label is a metric depth map (:func:`depth_map`): the background is a vertical
+  gradient from :data:`DEPTH_FAR` m at the top to :data:`DEPTH_HORIZON` m at the bottom and each shape is flat at
+  ``DEPTH_K / size`` m (bigger looks nearer, the only cue a model can learn), stored in ``objects[i]["depth"]``.
 
 Everything is driven by an explicitly seeded :class:`numpy.random.Generator`, so the same seed always gives the
 same pixels, the same labels and byte-identical files. Importing this module has no side effects.
@@ -42,12 +47,14 @@ __all__ = [
     "KPT_NAMES",
     "KPT_SHAPE",
     "TASKS",
+    "depth_map",
     "make_dataset",
     "objects_to_jsonable",
     "render_image",
+    "semantic_mask",
 ]
 
-TASKS = ("detect", "segment", "pose", "obb", "classify")
+TASKS = ("detect", "segment", "pose", "obb", "classify", "semantic", "depth")
 
 CLASS_NAMES: dict[str, list[str]] = {
     "detect": ["circle", "square", "triangle"],
@@ -55,6 +62,8 @@ CLASS_NAMES: dict[str, list[str]] = {
     "pose": ["arrowhead"],
     "obb": ["rectangle", "ellipse"],
     "classify": ["circle", "square", "triangle"],
+    "semantic": ["background", "circle", "square", "triangle"],
+    "depth": ["depth"],  # Ultralytics' depth datasets have one nominal class; objects keep the detect cls / name
 }
 """Class names per task; the list index is the class id written to the labels."""
 
@@ -66,6 +75,15 @@ KPT_NAMES = ["apex", "left_base", "right_base"]
 
 FLIP_IDX = [0, 2, 1]
 """Pose keypoint permutation under a horizontal flip (apex stays, left and right base swap)."""
+
+DEPTH_FAR, DEPTH_HORIZON = 20.0, 14.0
+"""Depth task: background depth (m) at the top and at the bottom row (a ground plane receding upwards)."""
+
+DEPTH_K = 240.0
+"""Depth task: a shape of axis-aligned extent ``s`` px (at 160 px) stands at ``DEPTH_K / s`` m (~3.4-12 m)."""
+
+DEPTH_SCALE = 1000
+"""Depth task: uint16 PNG value per metre (Ultralytics' default ``depth_scale``)."""
 
 _CIRCLE_VERTICES = 48  # circles/ellipses are drawn *as* this polygon, so the polygon label is exact
 _MAX_PLACEMENT_TRIES = 60
@@ -247,11 +265,22 @@ def render_image(
           this polygon (anti-aliased), so it is also the exact segmentation mask. Circles and ellipses are 48-gons.
         * pose only: ``keypoints`` float32 ``(3, 3)`` rows ``x, y, visibility`` in the order of :data:`KPT_NAMES`
           (visibility is always 2 = visible).
+        * depth only: ``depth`` (float, metres): the shape's flat depth in :func:`depth_map`.
+        * semantic only: ``cls`` counts from 1 (0 is ``background``).
         * obb only: ``xywhr`` float32 ``(5,)`` ``cx, cy, long side, short side, angle`` (radians in ``[0, pi)``, angle
           of the long side from +x, clockwise in image coordinates) and ``corners`` float32 ``(4, 2)`` in pixels.
     """
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+    if task in ("semantic", "depth"):  # the detect scenes; only the label differs (semantic_mask / depth_map)
+        img, objects = render_image("detect", rng, imgsz, n_objects=n_objects, classes=classes)
+        for o in objects:
+            if task == "semantic":
+                o["cls"] += 1  # id 0 is the background
+            else:
+                extent = float(np.max(o["box_xyxy"][2:] - o["box_xyxy"][:2]))
+                o["depth"] = DEPTH_K / (extent * 160.0 / int(imgsz))
+        return img, objects
     names = CLASS_NAMES[task]
     size = int(imgsz)
     bg = _background(rng, size)
@@ -321,6 +350,26 @@ def render_image(
     return _finish(img, rng), objects
 
 
+def semantic_mask(objects: list[dict[str, Any]], imgsz: int = 160) -> np.ndarray:
+    """The ``(imgsz, imgsz)`` uint8 class-id mask of a ``semantic`` image: each shape's polygon filled with its ``cls``.
+
+    Pixels are assigned by the polygon (no anti-aliasing), the same rule as :func:`depth_map`.
+    """
+    mask = np.zeros((imgsz, imgsz), np.uint8)
+    for o in objects:
+        cv2.fillPoly(mask, [np.round(o["polygon"] * 16).astype(np.int32)], int(o["cls"]), cv2.LINE_8, shift=4)
+    return mask
+
+
+def depth_map(objects: list[dict[str, Any]], imgsz: int = 160) -> np.ndarray:
+    """The ``(imgsz, imgsz)`` float32 depth (metres) of a ``depth`` image: background gradient, flat shapes."""
+    rows = np.linspace(DEPTH_FAR, DEPTH_HORIZON, imgsz, dtype=np.float32)
+    depth = np.repeat(rows[:, None], imgsz, axis=1)
+    for o in objects:
+        cv2.fillPoly(depth, [np.round(o["polygon"] * 16).astype(np.int32)], float(o["depth"]), cv2.LINE_8, shift=4)
+    return depth
+
+
 def objects_to_jsonable(objects: list[dict[str, Any]], ndigits: int = 2) -> list[dict[str, Any]]:
     """Convert the ``objects`` returned by :func:`render_image` to plain JSON-serialisable lists (rounded)."""
     out = []
@@ -375,6 +424,10 @@ def make_dataset(task: str, root: Path, n_train: int, n_val: int, imgsz: int = 1
       and ``root/data.yaml`` (absolute ``path``, ``names``; pose also ``kpt_shape``, ``flip_idx``, ``kpt_names``).
       Returns ``root/data.yaml``.
     * classify: ``root/{train,val}/<class name>/NNNNNN.png`` (Ultralytics' ImageNet-style folders). Returns ``root``.
+    * semantic: ``root/images/{split}/NNNNNN.png`` and class-id masks ``root/masks/{split}/NNNNNN.png``; the YAML has
+      ``masks_dir: masks`` and names with ``background`` at 0. Returns ``root/data.yaml``.
+    * depth: ``root/images/{split}/NNNNNN.png`` and uint16 depth PNGs ``root/depth/{split}/NNNNNN.png``
+      (:data:`DEPTH_SCALE` per metre, ``depth_scale`` in the YAML). Returns ``root/data.yaml``.
 
     Args:
         task: One of :data:`TASKS`.
@@ -400,12 +453,22 @@ def make_dataset(task: str, root: Path, n_train: int, n_val: int, imgsz: int = 1
                 (root / split / name).mkdir(parents=True, exist_ok=True)
         else:
             (root / "images" / split).mkdir(parents=True, exist_ok=True)
-            (root / "labels" / split).mkdir(parents=True, exist_ok=True)
+            label_dir = {"semantic": "masks", "depth": "depth"}.get(task, "labels")
+            (root / label_dir / split).mkdir(parents=True, exist_ok=True)
         for i in range(n):
             if task == "classify":
                 cls = i % len(names)  # balanced classes
                 img, objects = render_image(task, rng, imgsz, classes=[cls])
                 _write_png(root / split / names[cls] / f"{i:06d}.png", img)
+            elif task in ("semantic", "depth"):
+                img, objects = render_image(task, rng, imgsz)
+                _write_png(root / "images" / split / f"{i:06d}.png", img)
+                label = (
+                    semantic_mask(objects, imgsz)
+                    if task == "semantic"
+                    else np.rint(depth_map(objects, imgsz) * DEPTH_SCALE).astype(np.uint16)
+                )
+                _write_png(root / label_dir / split / f"{i:06d}.png", label)
             else:
                 img, objects = render_image(task, rng, imgsz)
                 _write_png(root / "images" / split / f"{i:06d}.png", img)
@@ -423,6 +486,10 @@ def make_dataset(task: str, root: Path, n_train: int, n_val: int, imgsz: int = 1
         "train: images/train",
         "val: images/val",
     ]
+    if task == "semantic":
+        lines.append("masks_dir: masks")
+    if task == "depth":
+        lines += [f"depth_scale: {DEPTH_SCALE}", f"max_depth: {DEPTH_FAR + 5:g}"]
     if task == "pose":
         lines += [f"kpt_shape: {KPT_SHAPE}", f"flip_idx: {FLIP_IDX}", "kpt_names:", f"  0: [{', '.join(KPT_NAMES)}]"]
     lines.append("names:")
