@@ -22,7 +22,7 @@ from test_invariants import assert_unchanged, snapshot
 from ultralytics_cam import MethodError, TargetError, UnsupportedModelError
 from ultralytics_cam.methods import method_specs
 
-from conftest import yaml_model
+from conftest import trained, yaml_model
 
 SIZE = 96  # the input size: a SIZE x SIZE image is fed unchanged
 SEM = ["yolo26n-sem.yaml", "yolo26s-sem.yaml"]
@@ -229,6 +229,8 @@ def grad_cam_maps(net, layers, x, targets, method):
     import pytorch_grad_cam
 
     net = copy.deepcopy(net).eval()
+    for p in net.parameters():  # trained checkpoints are saved frozen; grad-cam needs something that requires grad
+        p.requires_grad_(True)
     cam = getattr(pytorch_grad_cam, method)(Outputs(net), [net.model[i] for i in layers])
     try:
         return cam(x.repeat(len(targets), 1, 1, 1), targets)
@@ -242,11 +244,13 @@ def rescaled(ref):
     return np.where(peak > 0, ref / np.where(peak > 0, peak, 1), 0)
 
 
+@pytest.mark.parametrize("weights", ["random", "trained"])
 @pytest.mark.parametrize("method", ["GradCAM", "HiResCAM", "XGradCAM", "LayerCAM", "GradCAMPlusPlus"])
-def test_semantic_maps_match_grad_cam(method, image):
+def test_semantic_maps_match_grad_cam(method, weights, image):
     """Target: the class's logits, bilinearly upsampled to the input as the predictor does, summed over the pixels
-    painted as that class (the painted map recomputed here from the raw logits, independently of our code)."""
-    model = semantic_model()
+    painted as that class (the painted map recomputed here from the raw logits, independently of our code); on a
+    random-weight model and on the project's trained one (scripts/make_test_models.py)."""
+    model = semantic_model() if weights == "random" else trained("semantic")
     (r,) = model.cam(image, method=method, layers=[16], imgsz=SIZE, verbose=False)
     x = to_tensor(image)
     with torch.no_grad():
@@ -263,15 +267,16 @@ def test_semantic_maps_match_grad_cam(method, image):
     np.testing.assert_allclose(r.cam.maps_input.numpy(), rescaled(ref), atol=2e-3)
 
 
+@pytest.mark.parametrize("weights", ["random", "trained"])
 @pytest.mark.parametrize("target", ["near", "far"])
 @pytest.mark.parametrize("method", ["GradCAM", "HiResCAM", "LayerCAM"])
-def test_depth_maps_match_grad_cam(method, target, image):
+def test_depth_maps_match_grad_cam(method, target, weights, image):
     """Target: the mean of the upsampled depth over the nearest (negated) / farthest 10 % of the pixels.
 
     The pixels are picked on ``r.depth`` (the same numbers our selection saw): random-weight depth heads predict
     plateaus (12 distinct values on bus.jpg at 96 px), so a pick made on a second forward would differ by float noise
     at the cut. The target itself is evaluated on grad-cam's own forward."""
-    model = depth_model()
+    model = depth_model() if weights == "random" else trained("depth")
     (r,) = model.cam(image, method=method, target=target, layers=[22], imgsz=SIZE, verbose=False)
     x = to_tensor(image)
     depth = torch.as_tensor(r.depth.data).float()
