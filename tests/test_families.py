@@ -141,6 +141,11 @@ def test_scores_that_do_not_depend_on_the_layers_give_empty_maps_and_a_warning(a
     (r,) = model.cam(str(assets / "bus.jpg"), conf=1e-4, imgsz=160, max_det=2, head_replay=False)  # the dense path
     assert len(r.cam) == 2 and r.cam.path == "dense" and r.cam.maps.max() == 0
     assert "do not depend on layers [16, 19, 22]" in caplog.text
+    caplog.clear()
+    src = [str(assets / "bus.jpg"), str(assets / "zidane.jpg")]
+    fresh = yaml_model("yolo11n.yaml")  # a new predictor (the first one has warned already)
+    fresh.cam(src, conf=1e-4, imgsz=160, max_det=2, head_replay=False, batch=1)  # two batches: one warning
+    assert caplog.text.count("do not depend on layers") == 1
 
 
 def test_chunked_backward_equals_one_backward(assets, monkeypatch):

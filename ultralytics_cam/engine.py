@@ -122,6 +122,7 @@ class CamEngine:
         )
         self.fp16 = bool(getattr(backend, "fp16", False))
         self._rematch = False  # set per explained pass: True on augmented inputs for non-positional heads
+        self._warned_unreached = False
         self.blocks, reason = self._local_plan()
         self.path = "forward" if not self.method.needs_gradients else "local" if self.blocks else "dense"
         LOGGER.debug(f"{PREFIX}{self.method.name} takes the {self.path} path: {reason}")
@@ -423,7 +424,8 @@ class CamEngine:
                     raw = self.method.layer_map(acts[li][b : b + 1].detach().float(), g, ctx)
                     stacks[b][li][j0 : min(j1, n)] = self._normalised(raw)
             del grads, hvps
-        if not reached:  # a legitimate choice (P3 predictions never reach the P5 input), but say why the maps are empty
+        if not reached and not self._warned_unreached:  # legitimate (P3 predictions never reach the P5 input): say why
+            self._warned_unreached = True  # once per predictor (engine), not once per batch
             labels = [layer.label for layer in self.layers]
             LOGGER.warning(
                 f"{PREFIX}the explained scores of this batch do not depend on layers {labels}: every gradient there is "
