@@ -36,7 +36,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("YOLO_VERBOSE", "False")
-sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT / "tests"))  # synthetic_shapes lives with the tests (their ground truth)
 
 
 def synthetic_images(n: int, imgsz: int, seed: int) -> tuple[list[np.ndarray], list[list[dict]]]:
@@ -84,7 +84,7 @@ def main() -> None:
 
     import ultralytics_cam  # noqa: F401
     from ultralytics_cam import engine
-    from ultralytics_cam.methods import method_specs
+    from ultralytics_cam.plugins import method_specs
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
     if args.photos:

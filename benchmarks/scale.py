@@ -32,7 +32,7 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("YOLO_VERBOSE", "False")
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT / "tests"))  # synthetic_shapes lives with the tests (their ground truth)
 
 
 def make_images(folder: Path, n: int, imgsz: int) -> None:

@@ -1,12 +1,13 @@
 #!/usr/bin/env python
-"""Train the tiny real YOLO11 test models shipped in ``ultralytics_cam/assets/models`` (CPU, offline, from scratch).
+"""Train the tiny real YOLO test models in ``tests/models`` (CPU, offline, from scratch).
 
 For every requested task this script
 
-1. renders a synthetic dataset with exact ground truth (``scripts/synthetic_shapes.py``) into a temporary folder,
-2. trains a narrow YOLO11 model (``scripts/models/*.yaml``) from scratch on the CPU,
-3. validates the resulting ``best.pt`` on the val split and copies it to ``<out>/<task>.pt``,
-4. reloads ``<out>/<task>.pt`` with ``YOLO(...)`` and checks task, class names and that ``predict`` finds the objects of
+1. renders a synthetic dataset with exact ground truth (``tests/synthetic_shapes.py``) into a temporary folder,
+2. trains a narrow YOLO11 / YOLO26 model (``scripts/models/*.yaml``) from scratch on the CPU,
+3. validates the resulting ``best.pt`` on the val split and copies it to ``<out>/<task>.pt`` (detect: to
+   ``--demo-model``, the ``yolo-cam demo`` model that ships with the package),
+4. reloads that file with ``YOLO(...)`` and checks task, class names and that ``predict`` finds the objects of
    freshly rendered images (seed not used for training),
 5. merges the numbers into ``<out>/metrics.json``.
 
@@ -40,7 +41,9 @@ import numpy as np
 
 SCRIPTS = Path(__file__).resolve().parent
 REPO = SCRIPTS.parent
-sys.path.insert(0, str(SCRIPTS))
+# The generator lives with the tests, which check the models against its ground truth; `python scripts/x.py` puts
+# only scripts/ on sys.path, so add tests/ (the tests themselves import it without any sys.path change).
+sys.path.insert(0, str(REPO / "tests"))
 
 import synthetic_shapes as shapes  # noqa: E402
 
@@ -48,6 +51,8 @@ SEED = 0  # dataset + training seed
 CHECK_SEED = 424242  # seed of the post-training predict check images (never used for training)
 DEMO_SEED = 20250101  # seed of the demo images (never used for training)
 N_CHECK = 40  # images rendered for the post-training predict check
+OUT = "tests/models"  # default output folder: test-only models, not installed with the package
+DEMO_MODEL = "ultralytics_cam/assets/models/detect.pt"  # the detect model is also the demo model, shipped in the wheel
 
 # Per-task recipe. Epochs / sizes were chosen so each model trains in a few minutes on a 2-core CPU.
 # "train" holds extra Ultralytics train() arguments for that task only.
@@ -245,8 +250,8 @@ def _metrics_of(task: str, m: Any) -> dict[str, float]:
     return {k: round(v, 4) for k, v in d.items()}
 
 
-def train_task(task: str, out: Path, work: Path, epochs: int | None, command: str) -> dict[str, Any]:
-    """Generate data, train, validate, export and check one task; return its metrics.json entry."""
+def train_task(task: str, dst: Path, work: Path, epochs: int | None, command: str) -> dict[str, Any]:
+    """Generate data, train, validate, export to ``dst`` and check one task; return its metrics.json entry."""
     import torch
     import ultralytics
     from ultralytics import YOLO
@@ -280,8 +285,7 @@ def train_task(task: str, out: Path, work: Path, epochs: int | None, command: st
     if not best.exists():
         raise RuntimeError(f"[{task}] training produced no best.pt")
 
-    out.mkdir(parents=True, exist_ok=True)
-    dst = out / f"{task}.pt"
+    dst.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(best, dst)
 
     # Validate the exact shipped file.
@@ -343,7 +347,7 @@ def write_demo(demo_dir: Path, n: int = 4, imgsz: int = 160) -> None:
         "seed": DEMO_SEED,
         "imgsz": imgsz,
         "names": dict(enumerate(shapes.CLASS_NAMES["detect"])),
-        "generator": "scripts/synthetic_shapes.py: rng = numpy.random.default_rng(seed); "
+        "generator": "tests/synthetic_shapes.py: rng = numpy.random.default_rng(seed); "
         "render_image('detect', rng, imgsz) called once per image in file order",
         "images": {},
     }
@@ -366,7 +370,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--tasks", default=",".join(shapes.TASKS), help="comma-separated subset of " + ",".join(shapes.TASKS)
     )
-    p.add_argument("--out", default="ultralytics_cam/assets/models", help="output folder for <task>.pt + metrics.json")
+    p.add_argument("--out", default=OUT, help="output folder for <task>.pt + metrics.json")
+    p.add_argument(
+        "--demo-model",
+        default=None,
+        help=f"where the detect model goes (default: {DEMO_MODEL}, the `yolo-cam demo` model installed with the "
+        "package, when --out is the default; else <out>/detect.pt, so a trial run never replaces the shipped one)",
+    )
     p.add_argument("--demo-dir", default="ultralytics_cam/assets/demo", help="output folder of the detect demo images")
     p.add_argument("--epochs", type=int, default=None, help="override the per-task epochs")
     p.add_argument("--workdir", default=None, help="keep datasets/runs here instead of a temporary folder")
@@ -380,6 +390,8 @@ def main(argv: list[str] | None = None) -> int:
     out = out if out.is_absolute() else REPO / out
     demo_dir = Path(args.demo_dir)
     demo_dir = demo_dir if demo_dir.is_absolute() else REPO / demo_dir
+    demo_model = Path(args.demo_model or (DEMO_MODEL if args.out == OUT else out / "detect.pt"))
+    demo_model = demo_model if demo_model.is_absolute() else REPO / demo_model
     command = shlex.join(["python", "scripts/make_test_models.py", *(sys.argv[1:] if argv is None else argv)])
 
     with tempfile.TemporaryDirectory(prefix="ultralytics_cam_models_") as tmp:
@@ -391,7 +403,8 @@ def main(argv: list[str] | None = None) -> int:
         if "detect" in tasks:
             write_demo(demo_dir)
         for task in tasks:
-            metrics[task] = train_task(task, out, work, args.epochs, command)
+            dst = demo_model if task == "detect" else out / f"{task}.pt"
+            metrics[task] = train_task(task, dst, work, args.epochs, command)
             out.mkdir(parents=True, exist_ok=True)
             ordered = {t: metrics[t] for t in shapes.TASKS if t in metrics}
             metrics_path.write_text(json.dumps(ordered, indent=2) + "\n")  # after each task: partial runs keep results

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pytest
 import torch
 
 import ultralytics_cam  # noqa: F401  (adds Model.cam, as a user's import would)
+from ultralytics_cam.cli import DEMO_MODEL
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,8 +33,15 @@ def relative_runs_dir(config_dir: str | Path) -> None:
     SettingsManager(file=Path(config_dir) / "Ultralytics" / "settings.json").update(runs_dir="runs")  # its layout
 
 
-MODELS = ROOT / "ultralytics_cam" / "assets" / "models"
-sys.path.insert(0, str(ROOT / "scripts"))
+#: The small trained test models (scripts/make_test_models.py) and their metrics.json. They are not installed with
+#: the package, except detect.pt: it is ``yolo-cam demo``'s model and ships in the wheel (``DEMO_MODEL``).
+MODELS = ROOT / "tests" / "models"
+
+
+def model_file(task: str) -> Path:
+    """The trained test model of ``task``: the demo model for detect, else ``tests/models/<task>.pt``."""
+    return DEMO_MODEL if task == "detect" else MODELS / f"{task}.pt"
+
 
 TASKS = ("detect", "segment", "pose", "obb", "classify")
 
@@ -93,7 +100,7 @@ def trained(task: str):
     """Load the project's small model trained on synthetic shapes for ``task`` (see scripts/make_test_models.py)."""
     from ultralytics import YOLO
 
-    return YOLO(str(MODELS / f"{task}.pt"))
+    return YOLO(str(model_file(task)))
 
 
 @pytest.fixture(scope="session")

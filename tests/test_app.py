@@ -24,7 +24,7 @@ from ultralytics_cam.errors import LayerError
 
 from conftest import MODELS, ROOT
 
-DEMO_MODEL = MODELS / "detect.pt"
+DEMO_MODEL = ROOT / "ultralytics_cam" / "assets" / "models" / "detect.pt"  # shipped: the demo model
 DEMO_IMAGES = ROOT / "ultralytics_cam" / "assets" / "demo"
 DEMO_PNGS = sorted(DEMO_IMAGES.glob("*.png"))
 
@@ -311,7 +311,7 @@ def test_every_text_has_all_three_languages():
 
 # -- choices ----------------------------------------------------------------------------------------------------------
 def test_choices_come_from_the_registry_the_weights_and_this_machine():
-    from ultralytics_cam.methods import method_specs
+    from ultralytics_cam.plugins import method_specs
 
     names = [name for _, name in method_choices()]
     assert names == [n for n, s in method_specs().items() if s.refused is None]

@@ -15,7 +15,7 @@ import ultralytics_cam
 from ultralytics_cam import cli, figures
 from ultralytics_cam.ranking import split_layer_sets
 
-from conftest import MODELS, ROOT, trained
+from conftest import ROOT, model_file, trained
 
 DEMO = ROOT / "ultralytics_cam" / "assets" / "demo"
 
@@ -102,7 +102,7 @@ def test_eval_cli_prints_the_ranking(tmp_path, capsys):
     code = cli.main(
         [
             "eval",
-            f"model={MODELS / 'detect.pt'}",
+            f"model={model_file('detect')}",
             f"source={DEMO / 'shapes_1.png'}",
             "methods=EigenCAM",
             "layers=auto",

@@ -21,7 +21,7 @@ from test_resume import IMAGE_FILES, assert_same_outputs, image_lines, leftovers
 
 from ultralytics_cam.manifest import MANIFEST_NAME, Manifest
 
-from conftest import MODELS, render
+from conftest import model_file, render
 
 pytest.importorskip("ray", reason='engine=ray needs the [ray] extra: pip install "ultralytics-cam[ray]"')
 
@@ -98,7 +98,7 @@ def ray_worker_pids() -> list[int]:
 def test_ray_run_writes_what_a_local_run_writes(ray_cluster, images, local_run, tmp_path):
     from ultralytics_cam.distributed import cam_ray
 
-    summary = cam_ray(str(MODELS / "detect.pt"), images, workers=2, project=tmp_path, **OPTIONS)
+    summary = cam_ray(str(model_file("detect")), images, workers=2, project=tmp_path, **OPTIONS)
     save_dir = tmp_path / "cam"
     assert summary == summary_of(save_dir)
     assert_same_run(save_dir, local_run)
@@ -117,7 +117,7 @@ def test_ray_worker_killed_mid_run_still_does_every_image_once(ray_cluster, imag
     def run() -> None:
         try:
             outcome["summary"] = cam_ray(
-                str(MODELS / "detect.pt"), images, workers=2, batch_size=2, project=tmp_path, **OPTIONS
+                str(model_file("detect")), images, workers=2, batch_size=2, project=tmp_path, **OPTIONS
             )
         except BaseException as e:  # reported by the assertion below
             outcome["error"] = e
@@ -153,7 +153,7 @@ def test_ray_resume_after_the_driver_is_stopped(ray_cluster, images, local_run, 
     env = {**os.environ, "RAY_ADDRESS": ray_cluster}
     env.pop("PYTEST_CURRENT_TEST", None)
     driver = subprocess.Popen(
-        [sys.executable, "-c", code, str(MODELS / "detect.pt"), str(images), str(tmp_path)],
+        [sys.executable, "-c", code, str(model_file("detect")), str(images), str(tmp_path)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -172,7 +172,7 @@ def test_ray_resume_after_the_driver_is_stopped(ray_cluster, images, local_run, 
     before = len(image_lines(save_dir))
     assert 4 <= before < N and not (save_dir / "summary.json").exists()
 
-    summary = cam_ray(str(MODELS / "detect.pt"), images, workers=2, project=tmp_path, resume=True, **OPTIONS)
+    summary = cam_ray(str(model_file("detect")), images, workers=2, project=tmp_path, resume=True, **OPTIONS)
     assert summary["sessions"] == 2 and summary["save_dir"] == str(save_dir)
     assert_same_run(save_dir, local_run)
     for name in NAMES:
@@ -213,7 +213,7 @@ def test_cli_engine_ray_joins_the_cluster_of_ray_address(ray_cluster, images, lo
     env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
     env.update(RAY_ADDRESS=ray_cluster, YOLO_CONFIG_DIR=str(tmp_path / "yolo-config"))
     script = Path(sys.executable).with_name("yolo-cam")
-    args = [script, "predict", f"model={MODELS / 'detect.pt'}", f"source={images}", "engine=ray", "workers=2"]
+    args = [script, "predict", f"model={model_file('detect')}", f"source={images}", "engine=ray", "workers=2"]
     args += [f"{k}={v}" for k, v in OPTIONS.items()]
     proc = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -240,7 +240,7 @@ def test_cli_engine_ray_without_ray_says_how_to_install_it(monkeypatch, capsys):
     monkeypatch.setattr(builtins, "__import__", no_ray)
     from ultralytics.utils import ASSETS
 
-    assert cli.main(["predict", f"model={MODELS / 'detect.pt'}", f"source={ASSETS}", "engine=ray"]) == cli.EXIT_USAGE
+    assert cli.main(["predict", f"model={model_file('detect')}", f"source={ASSETS}", "engine=ray"]) == cli.EXIT_USAGE
     assert 'pip install "ultralytics-cam[ray]"' in capsys.readouterr().err
 
 
