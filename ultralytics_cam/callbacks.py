@@ -177,7 +177,8 @@ def _explain_batch(predictor: Any, state: _State, preds: Any) -> None:
 
     ``preds`` are the outputs of the predictor's own forward pass, which made the rows; they trace rows to anchors.
     """
-    from .predictor import CamPredictorMixin, attach_cams
+    from .geometry import geometry_kind
+    from .predictor import attach_cams
 
     engine, config = state.engine, state.config
     results = predictor.results
@@ -188,7 +189,7 @@ def _explain_batch(predictor: Any, state: _State, preds: Any) -> None:
         maps = engine.explain(fwd, sels)
     finally:
         del fwd  # free the autograd graph now, not at the next batch
-    kind = CamPredictorMixin.geometry_kind(predictor)  # letterbox / stretch / center crop, exactly as model.cam
+    kind = geometry_kind(predictor)  # letterbox / stretch / center crop, exactly as model.cam
     attach_cams(results, sels, maps, engine, config, tuple(im.shape[2:]), kind)
     if predictor.args.save:
         _save(predictor, results)

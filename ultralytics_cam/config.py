@@ -1,4 +1,8 @@
-"""CAM options: one frozen dataclass, validated once.
+"""CAM options: one frozen dataclass, validated and resolved once.
+
+``CamConfig(...)`` checks every option and resolves the names in it once: ``method_spec``, ``target_spec`` (looked up
+in the registries the plugins fill) and ``layer_spec`` (the parsed ``layers=``). The engine receives the config and
+reads those; nothing looks a name up or parses ``layers`` a second time.
 
 Also splits ``model.cam(**kwargs)`` into CAM options and Ultralytics predict arguments, which Ultralytics validates
 itself, with its own messages.
@@ -8,10 +12,14 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any
 
-from .layers import parse_layers
+from .layers import LayerSpec, parse_layers
+
+if TYPE_CHECKING:
+    from .methods.base import MethodSpec
+    from .targets import TargetSpec
 
 __all__ = [
     "CAM_DEFAULTS",
@@ -69,16 +77,19 @@ class CamConfig:
     save_maps: bool = False
     head_replay: bool = True
     region: Any = None
+    #: Resolved from ``method``, ``target`` and ``layers`` once, in ``__post_init__``; not options themselves.
+    method_spec: MethodSpec = field(init=False, repr=False, compare=False)
+    target_spec: TargetSpec = field(init=False, repr=False, compare=False)
+    layer_spec: LayerSpec = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        """Validate every field; errors name the option and what it accepts."""
-        from .methods import get_method_spec
+        """Validate every field and resolve the names; errors name the option and what it accepts."""
         from .plotting import colormap_id
-        from .targets import get_target_spec
+        from .plugins import get_method_spec, get_target_spec
 
-        get_method_spec(self.method)
-        get_target_spec(self.target)
-        parse_layers(self.layers)
+        object.__setattr__(self, "method_spec", get_method_spec(self.method))
+        object.__setattr__(self, "target_spec", get_target_spec(self.target))
+        object.__setattr__(self, "layer_spec", parse_layers(self.layers))
         if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or not 0 <= self.alpha <= 1:
             raise ValueError(f"alpha={self.alpha!r} is not valid: use a number between 0 and 1.")
         colormap_id(self.colormap)
@@ -92,12 +103,20 @@ class CamConfig:
         return {k: getattr(self, k) for k in ("alpha", "colormap", "show_boxes", "renormalize")}
 
     def to_dict(self) -> dict:
-        """All options as a plain dict."""
-        return asdict(self)
+        """All options as a plain dict (the resolved specs are not options)."""
+        return {name: getattr(self, name) for name in CAM_DEFAULTS}
+
+    def __reduce__(self) -> tuple:
+        """Pickle the options only (plugin specs may hold closures); unpickling resolves them again."""
+        return (_from_options, (self.to_dict(),))
+
+
+def _from_options(options: dict[str, Any]) -> CamConfig:
+    return CamConfig(**options)
 
 
 #: CAM option names and their defaults.
-CAM_DEFAULTS = {f.name: f.default for f in fields(CamConfig)}
+CAM_DEFAULTS = {f.name: f.default for f in fields(CamConfig) if f.init}
 
 
 def split_kwargs(kwargs: dict[str, Any]) -> tuple[CamConfig, dict[str, Any]]:

@@ -37,4 +37,12 @@ class LayerError(CamError, ValueError):
 
 
 class PluginError(CamError, RuntimeError):
-    """A plugin registered something that clashes (a duplicate name) or cannot be used."""
+    """A plugin registered something that clashes (a duplicate name) or cannot be used.
+
+    Attributes:
+        plugin: the name of the plugin at fault (the entry point name, or "ultralytics-cam"), or None if unknown.
+    """
+
+    def __init__(self, message: str, plugin: str | None = None) -> None:
+        super().__init__(message)
+        self.plugin = plugin

@@ -9,13 +9,30 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from .maps import Patch, resample_patch
 
-__all__ = ["Geometry"]
+__all__ = ["Geometry", "geometry_kind"]
+
+
+def geometry_kind(predictor: Any) -> str:
+    """How ``predictor`` (an Ultralytics predictor, or a validator) fitted images to the model input.
+
+    "stretch" for tensor sources (fed unchanged: the maps are at the original size already) and for ``scale_fill``
+    (RT-DETR); "center_crop" for classification (torchvision transforms resize the short side and crop); otherwise
+    "letterbox". A validator has no source: it letterboxes.
+    """
+    source_type = getattr(predictor, "source_type", None)
+    if source_type is not None and source_type.tensor:
+        return "stretch"
+    args = getattr(predictor, "args", None)
+    if getattr(predictor, "host_transforms", None) is not None or getattr(args, "task", None) == "classify":
+        return "center_crop"
+    return "stretch" if getattr(predictor, "scale_fill", False) else "letterbox"
 
 
 @dataclass(frozen=True)

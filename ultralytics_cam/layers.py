@@ -7,14 +7,17 @@ level), the decoder inputs of RT-DETR, the last spatial layer feeding a Classify
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
 from ._logging import LOGGER, PREFIX
 from .errors import LayerError
 
-__all__ = ["Layer", "describe_layers", "parse_layers", "resolve_layers"]
+__all__ = ["Layer", "LayerSpec", "describe_layers", "parse_layers", "resolve_layers"]
+
+#: A parsed ``layers=`` value (:func:`parse_layers`): "auto", or indices and module names in the user's order.
+LayerSpec = Literal["auto"] | list[int | str]
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,7 @@ class Layer:
         return type(self.module).__name__
 
 
-def parse_layers(spec: Any) -> str | list[int | str]:
+def parse_layers(spec: Any) -> LayerSpec:
     """Normalise a ``layers=`` value: "auto", an int, a list of ints / names, or a comma-separated string.
 
     Raises:
@@ -90,14 +93,19 @@ def auto_layers(net: torch.nn.Module) -> list[int]:
     return [head.i + j if j < 0 else j for j in f]
 
 
-def resolve_layers(net: torch.nn.Module, spec: Any, *, imgsz: Any = 640, verbose: bool = True) -> list[Layer]:
-    """Turn a ``layers=`` value into :class:`Layer` objects of ``net`` (the native Ultralytics model).
+def resolve_layers(net: torch.nn.Module, spec: LayerSpec, *, imgsz: Any = 640, verbose: bool = True) -> list[Layer]:
+    """Turn a parsed ``layers=`` value (:func:`parse_layers`, ``CamConfig.layer_spec``) into :class:`Layer` objects.
+
+    Args:
+        net: the native Ultralytics model.
+        spec: "auto", or a list of indices and module names.
+        imgsz: the model input size, for the layer listing in errors.
+        verbose: log which layers were chosen.
 
     Raises:
         LayerError: an index or name does not exist, or names the head; the message lists every valid layer with its
             module type and output shape.
     """
-    spec = parse_layers(spec)
     head = net.model[-1]
     labels = auto_layers(net) if spec == "auto" else spec
     layers = []

@@ -104,7 +104,8 @@ VAL_KEY_HELP: dict[str, tuple[str, str]] = {
     "method": ("CAM method of the failure heatmaps", "GradCAM"),
     "conf": ("confidence above which an unmatched prediction counts as a false positive", "0.25"),
     "kinds": (
-        "which failures to explain: false_positive, missed, wrong_class, poor_localisation, misclassified (classify)",
+        "which failures to explain: false_positive, missed, wrong_class, poor_localisation, misclassified (classify), "
+        "low_iou (semantic), depth_error (depth)",
         "false_positive,missed",
     ),
     "max_images": ("save heatmaps for at most this many images, the worst first (all failures are still listed)", "50"),
@@ -372,7 +373,7 @@ MODE_HELP_TEXTS = {
 
 def methods_text() -> str:
     """Return ``yolo-cam methods``: every method with gradients / per-prediction / source / summary; refused after."""
-    from .methods import method_specs
+    from .plugins import method_specs
 
     specs = list(method_specs(include_unknown=True).values())
     ok = [s for s in specs if s.refused is None]

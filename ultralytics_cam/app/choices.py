@@ -15,7 +15,7 @@ def method_choices() -> list[tuple[str, str]]:
 
     Refused methods are left out: the form offers only what can run (``yolo-cam methods`` lists the others and why).
     """
-    from ..methods import method_specs
+    from ..plugins import method_specs
 
     return [(f"{s.name}: {s.summary}", s.name) for s in method_specs().values() if s.refused is None]
 

@@ -2,52 +2,59 @@
 
 Everything that lists or looks up methods, targets or writers goes through the functions below; the built-ins are
 registered through the same hooks as third-party plugins (:mod:`ultralytics_cam.plugins.builtin`).
+
+Layers (``docs/architecture.md``): the modules that declare specs (methods, targets, writers) sit below this package
+and never import it; :mod:`ultralytics_cam.registry` is the generic container; this package fills one registry per kind
+from the hooks (:mod:`.manager`) and looks names up in them (:mod:`.lookup`).
 """
 
 from __future__ import annotations
 
 from ..methods.base import MethodSpec
+from ..targets import TargetSpec
+from ..writers import WriterSpec
 from .hookspecs import hookimpl
-from .manager import block_plugin, get_plugin_manager, plugin_infos, reset
-from .registry import call_result_ready, method_registry, target_registry, writer_registry
+from .lookup import (
+    check_target,
+    get_method_spec,
+    get_target_spec,
+    method_registry,
+    method_specs,
+    target_registry,
+    writer_registry,
+)
+from .manager import block_plugin, call_result_ready, get_plugin_manager, plugin_infos, reset
 
 __all__ = [
     "block_plugin",
     "call_result_ready",
+    "check_target",
+    "get_method_spec",
     "get_plugin_manager",
+    "get_target_spec",
     "hookimpl",
+    "method_registry",
+    "method_specs",
     "plugin_infos",
     "registered_method_specs",
     "registered_target_specs",
     "registered_writer_specs",
     "reset",
+    "target_registry",
+    "writer_registry",
 ]
 
 
 def registered_method_specs(include_unknown: bool = False) -> list[MethodSpec]:
-    """Return every registered method spec, refused ones included.
-
-    Args:
-        include_unknown: also list grad-cam exports this version has no adapter for (imports grad-cam).
-    """
-    specs = list(method_registry().values())
-    if include_unknown:
-        from ..methods import canonical, grad_cam_exports
-
-        known = {canonical(s.name) for s in specs}
-        specs += [
-            MethodSpec(name, None, True, "not available", refused="not adapted to Ultralytics heads by this version")
-            for name in grad_cam_exports()
-            if canonical(name) not in known
-        ]
-    return specs
+    """Return every registered method spec, refused ones included (see :func:`method_specs`)."""
+    return list(method_specs(include_unknown=include_unknown).values())
 
 
-def registered_target_specs() -> list:
+def registered_target_specs() -> list[TargetSpec]:
     """Return every registered target spec."""
-    return list(target_registry().values())
+    return target_registry().values()
 
 
-def registered_writer_specs() -> list:
-    """Return every registered writer spec."""
-    return list(writer_registry().values())
+def registered_writer_specs() -> list[WriterSpec]:
+    """Return every registered writer spec, in the order they run."""
+    return writer_registry().values()

@@ -1,7 +1,9 @@
-"""The plugin manager: built lazily on first use, never at import.
+"""The plugin manager and the registries it fills: built lazily on first use, never at import.
 
 It registers the built-ins, then every entry point of the ``ultralytics_cam`` group, one at a time so that a broken
-plugin is reported with its name and skipped instead of taking the built-ins down.
+plugin is reported with its name and skipped instead of taking the built-ins down. Each ``register_*`` hook is then
+collected into one :class:`~ultralytics_cam.registry.Registry` per kind (methods, targets, writers), also plugin by
+plugin, and cached until :func:`reset`.
 
 Environment:
     ULTRALYTICS_CAM_DISABLE_PLUGINS=1: load no third-party plugin (built-ins only).
@@ -19,18 +21,39 @@ from typing import Any
 import pluggy
 
 from .._logging import LOGGER, PREFIX
+from ..errors import MethodError, PluginError, TargetError
+from ..registry import Registry
 from . import builtin, hookspecs
 
-__all__ = ["BUILTIN_NAME", "GROUP", "PluginInfo", "block_plugin", "get_plugin_manager", "plugin_infos", "reset"]
+__all__ = [
+    "BUILTIN_NAME",
+    "GROUP",
+    "KINDS",
+    "PluginInfo",
+    "block_plugin",
+    "call_result_ready",
+    "get_plugin_manager",
+    "get_registry",
+    "plugin_infos",
+    "reset",
+]
 
 GROUP = "ultralytics_cam"
 BUILTIN_NAME = "ultralytics-cam"
 #: Entry points that are the package itself (it declares itself in the group so tools can discover it).
 SELF_ENTRY_POINTS = {"ultralytics_cam"}
 
-_lock = threading.Lock()
+#: kind -> (the hook that registers it, the error a failed lookup raises, what messages call one).
+KINDS: dict[str, tuple[str, type, str]] = {
+    "method": ("ultralytics_cam_register_methods", MethodError, "CAM method"),
+    "target": ("ultralytics_cam_register_targets", TargetError, "target"),
+    "writer": ("ultralytics_cam_register_writers", PluginError, "writer"),
+}
+
+_lock = threading.RLock()  # the registries are built under it and build the manager under it too
 _manager: pluggy.PluginManager | None = None
 _infos: dict[str, PluginInfo] = {}
+_registries: dict[str, Registry[Any]] = {}
 _blocked: set[str] = set()
 
 
@@ -54,15 +77,25 @@ def get_plugin_manager() -> pluggy.PluginManager:
         return _manager
 
 
+def get_registry(kind: str) -> Registry[Any]:
+    """Return the registry of ``kind`` ("method", "target" or "writer"), collecting it from the plugins on first use.
+
+    Raises:
+        PluginError: two plugins register the same name; ``error.plugin`` is the one that came second.
+    """
+    with _lock:
+        if kind not in _registries:
+            _registries[kind] = _collect(kind)
+        return _registries[kind]
+
+
 def reset() -> None:
     """Forget the manager and every registry built from it (tests; after installing a plugin at run time)."""
     global _manager
     with _lock:
         _manager = None
         _infos.clear()
-    from . import registry
-
-    registry.clear_cache()
+        _registries.clear()
 
 
 def block_plugin(name: str) -> None:
@@ -78,27 +111,49 @@ def plugin_infos() -> list[PluginInfo]:
     A registry that cannot be built (two plugins registering the same name) is recorded as an error of the plugin
     that came second, so the listing still shows everything else.
     """
-    from ..errors import PluginError
-    from . import registry
-
     get_plugin_manager()
-    for collect in (registry.method_registry, registry.target_registry, registry.writer_registry):
+    for kind in KINDS:
         try:
-            collect()
+            get_registry(kind)
         except PluginError as e:
-            culprit = str(e).split("ULTRALYTICS_CAM_BLOCK_PLUGINS=")[-1].rstrip(".")
-            if culprit in _infos:
-                _infos[culprit].error = str(e)
+            if e.plugin in _infos:
+                _infos[e.plugin].error = str(e)
     return list(_infos.values())
+
+
+def call_result_ready(result: Any, cam: Any, config: Any) -> None:
+    """Call every plugin's ``ultralytics_cam_result_ready``; a failing plugin is logged and the run goes on."""
+    for impl in get_plugin_manager().hook.ultralytics_cam_result_ready.get_hookimpls():
+        try:
+            impl.function(result=result, cam=cam, config=config)
+        except Exception as e:  # a plugin's bug must not stop the run
+            LOGGER.warning(f"{PREFIX}plugin '{impl.plugin_name}' failed in ultralytics_cam_result_ready: {e}")
+
+
+def _collect(kind: str) -> Registry[Any]:
+    """Call each plugin's ``register_*`` hook on its own: a hook that raises is reported with its plugin and skipped."""
+    hook_name, error, noun = KINDS[kind]
+    registry: Registry[Any] = Registry(kind, error, noun)
+    for impl in getattr(get_plugin_manager().hook, hook_name).get_hookimpls():  # registration order: built-ins first
+        try:
+            specs = list(impl.function() or [])
+        except Exception as e:  # a broken plugin must not take the built-ins down
+            LOGGER.warning(f"{PREFIX}plugin '{impl.plugin_name}' failed in {hook_name}: {type(e).__name__}: {e}")
+            if impl.plugin_name in _infos:
+                _infos[impl.plugin_name].error = f"{hook_name}: {type(e).__name__}: {e}"
+            continue
+        for spec in specs:
+            registry.add(spec, impl.plugin_name)
+            if impl.plugin_name in _infos:
+                _infos[impl.plugin_name].registered.setdefault(kind, []).append(spec.name)
+    return registry
 
 
 def _build() -> pluggy.PluginManager:
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
     pm.register(builtin, name=BUILTIN_NAME)
-    from importlib.metadata import version
-
-    _infos[BUILTIN_NAME] = PluginInfo(BUILTIN_NAME, "ultralytics-cam", _version(version, "ultralytics-cam"))
+    _infos[BUILTIN_NAME] = PluginInfo(BUILTIN_NAME, "ultralytics-cam", _version("ultralytics-cam"))
     if os.environ.get("ULTRALYTICS_CAM_DISABLE_PLUGINS", "").lower() in ("1", "true", "yes"):
         LOGGER.debug(f"{PREFIX}third-party plugins disabled by ULTRALYTICS_CAM_DISABLE_PLUGINS")
     else:
@@ -123,8 +178,8 @@ def _build() -> pluggy.PluginManager:
     return pm
 
 
-def _version(version: Any, dist: str) -> str:
+def _version(dist: str) -> str:
     try:
-        return version(dist)
+        return metadata.version(dist)
     except metadata.PackageNotFoundError:
         return "0+unknown"

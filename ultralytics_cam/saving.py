@@ -1,0 +1,85 @@
+"""The save path: one image's folder, and the run-level files, written by every registered writer.
+
+The writers themselves (:mod:`ultralytics_cam.writers`) only declare what they write; this module runs them, in
+registration order, built-ins first (:func:`ultralytics_cam.plugins.writer_registry`). An image's folder is built
+under a hidden temporary name and renamed into place when every file is written, so a folder that exists is complete.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .writers import SaveConfig, WriterSpec
+
+if TYPE_CHECKING:
+    from .result import CamResult
+
+__all__ = ["write_image_folder", "write_run_files", "writer_specs"]
+
+
+def writer_specs() -> list[WriterSpec]:
+    """Return every registered writer (built-ins and plugins); everything that writes goes through here."""
+    from .plugins import writer_registry
+
+    return writer_registry().values()
+
+
+def write_image_folder(
+    cam: CamResult, folder: str | Path, config: SaveConfig | None = None, specs: list[WriterSpec] | None = None
+) -> list[Path]:
+    """Write one image's files into ``folder`` with every per-image writer; return the written paths.
+
+    The files are written into a hidden sibling folder first, which is renamed to ``folder`` once complete. If
+    ``folder`` already exists (``exist_ok=True`` runs, ``CamResult.save`` into an existing folder), the new files
+    replace the same-named files in it, and nothing else in it is touched.
+    """
+    folder = Path(folder)
+    config = config or SaveConfig()
+    specs = writer_specs() if specs is None else specs
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    stage = folder.parent / f".cam-partial-{uuid.uuid4().hex[:8]}"
+    stage.mkdir()
+    try:
+        written: list[Path] = []
+        for spec in specs:
+            if spec.write_image is not None:
+                written += spec.write_image(cam, stage, config) or []
+        _publish(stage, folder)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    return [folder / Path(p).relative_to(stage) for p in written]
+
+
+def _publish(stage: Path, folder: Path) -> None:
+    """Move a completed staging folder to ``folder``: one rename, or file by file into an existing folder."""
+    if not folder.exists():
+        try:
+            os.replace(stage, folder)
+            return
+        except OSError:  # published meanwhile by another writer (a retried Ray batch): merge into it file by file
+            if not folder.is_dir():
+                raise
+    for entry in sorted(stage.iterdir()):
+        target = folder / entry.name
+        if entry.is_dir() and target.is_dir():
+            _publish(entry, target)
+        else:
+            os.replace(entry, target)
+    stage.rmdir()
+
+
+def write_run_files(summary: dict, save_dir: str | Path, specs: list[WriterSpec] | None = None) -> list[Path]:
+    """Write the run-level files of ``summary`` into ``save_dir`` with every run writer; return the written paths."""
+    specs = writer_specs() if specs is None else specs
+    save_dir = Path(save_dir)
+    save_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for spec in specs:
+        if spec.write_run is not None:
+            written += spec.write_run(summary, save_dir) or []
+    return written
