@@ -246,7 +246,7 @@ def test_detect_finds_exactly_the_deliberate_failures_and_writes_their_files(det
     with open(folder / "failures.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert [r["image"] for r in rows] == [r["image"] for r in report["failures"]]
-    assert list(rows[0]) == ["image", "kind", "class", "true_class", "confidence", "iou", "files"]
+    assert list(rows[0]) == ["image", "kind", "class", "true_class", "confidence", "iou", "files", "error"]
     assert {(r["kind"], r["class"]) for r in rows} == {(k, model.names[c]) for k, c, _ in expected.values()}
     sheet = cv2.imread(str(folder / "contact_sheet.jpg"))
     assert sheet is not None and sheet.shape[1] == 3 * 256  # three failure images side by side

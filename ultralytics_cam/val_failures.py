@@ -85,7 +85,7 @@ class FailureOptions:
                 raise FailureOptionError(f"{name}={getattr(self, name)!r} is not valid: use True or False.")
 
 
-#: Tasks whose predictions are pixel regions: the failure hook does not mine them (yet).
+#: Tasks whose predictions are pixel regions: their failures are classes (semantic) and image cells (depth).
 DENSE_TASKS = ("semantic", "depth")
 
 
@@ -103,29 +103,27 @@ def add_val_failure_hook(
     """Make every later ``model.val`` explain the model's failures in ``save_dir/cam_failures/``.
 
     Args:
-        model: an Ultralytics ``Model`` (detect, segment, pose, obb or classify) with PyTorch weights.
+        model: an Ultralytics ``Model`` (detect, segment, semantic, depth, pose, obb or classify) with PyTorch
+            weights. Semantic failures are the classes with the lowest IoU of each image, depth failures the cells of
+            a 4 x 4 grid with the largest error (see :mod:`ultralytics_cam.failures.mining`).
         method: CAM method name, case-insensitive.
-        conf: confidence at which a prediction counts (the validator itself keeps everything above 0.001).
+        conf: confidence at which a prediction counts (the validator itself keeps everything above 0.001); not
+            used by semantic and depth models, whose predictions have no confidence.
         kinds: failure kinds to report, any of ``false_positive``, ``missed``, ``wrong_class``,
-            ``poor_localisation``, ``misclassified`` (default: all the task has).
+            ``poor_localisation``, ``misclassified``, ``low_iou`` (semantic), ``depth_error`` (depth) (default: all
+            the task has).
         max_images: explain and save at most this many images, the worst (most failures) first; every failure is
             still listed in ``failures.json`` and ``failures.csv``. Default: every image with a failure.
         strict: raise CAM errors instead of logging them and going on (for tests).
         during_training: also run in the validation of every training epoch (it overwrites ``cam_failures/``).
-        **cam_options: other CAM options (``target``, ``layers``, ``alpha``, ``colormap``, ``eigen_smooth``).
+        **cam_options: other CAM options (``target``, ``layers``, ``alpha``, ``colormap``, ``eigen_smooth``). A depth
+            model's default target is ``mean`` (the mean depth of the failing cell); ``near`` / ``far`` read the
+            cell's nearest / farthest pixels.
 
     Raises:
         FailureOptionError, MethodError, TargetError, LayerError: an option is invalid (checked now). All are
             :class:`~ultralytics_cam.errors.CamError` and ``ValueError``.
     """
-    if getattr(model, "task", None) in DENSE_TASKS:
-        from .errors import UnsupportedModelError
-
-        raise UnsupportedModelError(
-            f"the validation failure hook does not support task '{model.task}' yet: its failures are pixel regions "
-            "(semantic: the classes with the worst IoU; depth: the regions with the largest error), not the boxes and "
-            "classes it mines. Explain images with model.cam(...) or yolo-cam predict instead."
-        )
     unknown = [k for k in cam_options if k not in CAM_DEFAULTS]
     if unknown:
         raise FailureOptionError(
@@ -270,23 +268,34 @@ class _FailureRun:
 
     def start(self, model: Any) -> None:
         """Build the report and the engine on the model the validator runs (no engine: failures listed, no maps)."""
+        from dataclasses import replace
+
         from .engine import CamEngine
+        from .failures import mining
         from .failures.report import FailureReport
 
         v, o = self.validator, self.options
+        config = o.config
+        if self.task == "depth" and config.target == "class":  # a failing cell is explained by its mean depth
+            config = replace(config, target="mean")
         meta = {
             "task": self.task,
-            "method": o.config.method,
-            "target": o.config.target,
+            "method": config.method,
+            "target": config.target,
             "layers": None,
             "conf": o.conf,
             "iou": 0.5,
             "kinds": list(self.kinds),
             "max_images": o.max_images,
         }
+        if self.task == "semantic":  # the dense tasks' mining settings, for whoever reads failures.json
+            meta.update(conf=None, iou=mining.LOW_IOU, per_image=mining.PER_IMAGE)
+        elif self.task == "depth":
+            meta.update(conf=None, iou=None, per_image=mining.PER_IMAGE)
+            meta.update(grid=mining.DEPTH_GRID, min_abs_rel=mining.DEPTH_MIN_ABS_REL)
         self.report = FailureReport(Path(v.save_dir) / _FOLDER, dict(v.names), meta)
         try:
-            self.engine = CamEngine.for_model(model, self.task, o.config, imgsz=v.args.imgsz)
+            self.engine = CamEngine.for_model(model, self.task, config, imgsz=v.args.imgsz)
         except Exception as e:
             if o.strict:
                 raise
@@ -302,7 +311,7 @@ class _FailureRun:
         """Explain the images kept for the end (``max_images``) and write the summaries."""
         if self.report is None:
             return
-        waiting = [case for *_, case in sorted(self.pending, key=lambda e: (-e[0], -e[1]))]
+        waiting = [case for *_, case in sorted(self.pending, key=lambda e: (e[0], e[1]), reverse=True)]
         self.pending = []
         self.explain(waiting)
         self.report.write()
@@ -336,9 +345,9 @@ class _FailureRun:
         if self.options.max_images is None:
             self.explain(cases)
             return
-        for case in cases:  # keep the max_images worst (most failures; the earlier on ties) for on_val_end
+        for case in cases:  # keep the max_images worst (ImageCase.rank; the earlier on ties) for on_val_end
             case.compact()
-            heapq.heappush(self.pending, (len(case.failures), -case.seq, case))
+            heapq.heappush(self.pending, (case.rank, -case.seq, case))
             if len(self.pending) > self.options.max_images:
                 heapq.heappop(self.pending)[-1].release()
 
@@ -349,6 +358,8 @@ class _FailureRun:
         from .failures.mining import ImageCase, mine_classification, mine_detections
 
         v = self.validator
+        if self.task in DENSE_TASKS:
+            return self._mine_dense(preds, batch, si, path)
         if self.task == "classify":
             probs, true = preds[si], int(batch["cls"][si])
             top1 = int(probs.argmax())
@@ -381,6 +392,63 @@ class _FailureRun:
             pred_boxes=predn["bboxes"].float().cpu(),
             pred_kpts=kpts.float().cpu() if kpts is not None else None,
             failures=failures,
+        )
+
+    def _mine_dense(self, preds: Any, batch: dict, si: int, path: str | None) -> Any:
+        """The :class:`~ultralytics_cam.failures.ImageCase` of one semantic or depth image.
+
+        Reads what the validator scores: its postprocessed predictions and the batch's label at the label's size.
+        Semantic batches carry the letterbox (``ratio_pad``); the depth validator stretches every image to the input
+        without saying so, so its gains come from the file's size.
+        """
+        import torch
+        import torch.nn.functional as F
+
+        from .failures.mining import ImageCase, mine_depth, mine_semantic
+
+        v, image = self.validator, batch["img"][si]
+        hw = tuple(image.shape[-2:])
+        if self.task == "semantic":
+            ori_shape = tuple(int(x) for x in batch["ori_shape"][si])
+            ratio_pad = batch["ratio_pad"][si]
+            true, pred = batch["semantic_mask"][si], preds[si]
+            content = _content(hw, ori_shape, ratio_pad, tuple(true.shape[-2:]))
+            mined = mine_semantic(pred, true, len(v.names), dict(v.names), self.kinds, content)
+        else:
+            ori_shape = _file_hw(path) or hw
+            ratio_pad = ((hw[0] / ori_shape[0], hw[1] / ori_shape[1]), (0, 0))
+            true = batch["depth"][si].reshape(batch["depth"].shape[-2:])
+            pred = preds[si : si + 1].reshape(1, 1, *preds.shape[-2:]).float()
+            if pred.shape[-2:] != true.shape:  # as DepthValidator.update_metrics resizes it
+                pred = F.interpolate(pred, size=true.shape, mode="bilinear", align_corners=True)
+            m = v.metrics
+            mined = mine_depth(
+                pred[0, 0],
+                true,
+                self.kinds,
+                getattr(m, "min_depth", 0.001),
+                getattr(m, "max_depth", 100.0),
+                getattr(m, "align", "median"),
+            )
+        if tuple(true.shape[-2:]) != hw:  # failures are explained at the model input
+            for f in mined.failures:
+                f.pixels = F.interpolate(f.pixels[None, None].float(), hw, mode="nearest")[0, 0] > 0
+            scale = torch.tensor([hw[1] / true.shape[-1], hw[0] / true.shape[-2]] * 2)
+            mined.gt_boxes, mined.pred_boxes = mined.gt_boxes * scale, mined.pred_boxes * scale
+        return ImageCase(
+            self.seq,
+            path,
+            ori_shape,
+            ratio_pad,
+            image,
+            gt_cls=mined.gt_cls,
+            gt_boxes=mined.gt_boxes,
+            pred_cls=mined.pred_cls,
+            pred_conf=torch.full((len(mined.pred_cls),), float("nan")),
+            pred_boxes=mined.pred_boxes,
+            failures=mined.failures,
+            severity=mined.severity,
+            pred_labels=mined.pred_labels,
         )
 
     def _path(self, batch: dict, si: int, indices: list | None) -> str | None:
@@ -461,6 +529,37 @@ class _FailureRun:
             f"{PREFIX}failure analysis failed{where}: {type(e).__name__}: {e}. Validation metrics are unaffected; "
             "remove_val_failure_hook(model) turns the analysis off."
         )
+
+
+def _content(hw: tuple[int, int], ori_shape: tuple[int, int], ratio_pad: Any, label_hw: tuple[int, int]) -> Any:
+    """(H, W) bool at the label's size: the image content inside the validator's letterbox (padding excluded)."""
+    import torch
+
+    (gain_h, gain_w), (pad_w, pad_h) = ratio_pad
+    top, left = round(pad_h - 0.1), round(pad_w - 0.1)
+    bottom, right = top + max(round(ori_shape[0] * gain_h), 1), left + max(round(ori_shape[1] * gain_w), 1)
+    mask = torch.zeros(hw, dtype=torch.bool)
+    mask[max(top, 0) : bottom, max(left, 0) : right] = True
+    if tuple(label_hw) != tuple(hw):
+        import torch.nn.functional as F
+
+        mask = F.interpolate(mask[None, None].float(), label_hw, mode="nearest")[0, 0] > 0
+    return mask
+
+
+def _file_hw(path: str | None) -> tuple[int, int] | None:
+    """(h, w) of an image file as Ultralytics loads it (EXIF rotation applied), reading only its header."""
+    if not path:
+        return None
+    try:
+        from PIL import Image
+        from ultralytics.data.utils import exif_size
+
+        with Image.open(path) as im:
+            w, h = exif_size(im)
+        return int(h), int(w)
+    except Exception:
+        return None
 
 
 def _record_indices(dataloader: Any) -> deque | None:

@@ -33,6 +33,8 @@ SHORT = {
     "wrong_class": "wrong class",
     "poor_localisation": "poor loc",
     "misclassified": "misclassified",
+    "low_iou": "low IoU",
+    "depth_error": "depth error",
 }
 
 
@@ -62,9 +64,11 @@ class CaseDrawing:
         from ultralytics.utils.plotting import Annotator, colors
 
         ann = Annotator(self.display.copy(), line_width=2, pil=False)
+        labels = self.case.pred_labels  # dense tasks: a failing class's IoU, a failing cell's error
         for j, box in enumerate(self.pred):
             c = int(self.case.pred_cls[j])
-            ann.box_label(box, f"{self._name(c)} {float(self.case.pred_conf[j]):.2f}", color=colors(c, True))
+            text = labels[j] if labels else f"{self._name(c)} {float(self.case.pred_conf[j]):.2f}"
+            ann.box_label(box, text, color=colors(c, True))
         if self.kpts is not None:
             for k in self.kpts:
                 ann.kpts(k, shape=self.display.shape[:2], radius=3, kpt_line=False)
@@ -110,6 +114,10 @@ class CaseDrawing:
         if f.kind == "missed":
             iou = f" IoU {f.iou:.2f}" if f.iou is not None else ""
             return [f"{number}. missed {self._name(f.cls)}", f"best candidate{score}{iou}"]
+        if f.kind == "low_iou":  # score: the class's mean probability on its predicted and true pixels
+            return [f"{number}. low IoU {self._name(f.cls)}", f"IoU {f.iou:.2f} p{score}"]
+        if f.kind == "depth_error":  # score: the mean predicted depth the map explains
+            return [f"{number}. depth error {f.error:.2f} m", f"abs_rel {f.abs_rel:.2f}, depth{score} m"]
         iou = f" IoU {f.iou:.2f}" if f.iou is not None and f.true_cls is not None else ""
         return [f"{number}. {kind}", f"{self._name(f.cls)}{score}{iou}"]
 

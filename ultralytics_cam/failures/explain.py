@@ -7,7 +7,9 @@ Every failure is explained at the place in the head where it happened:
   gets the true class's map at the same anchor, side by side;
 - a missed object: the strongest candidate for its true class at its ground-truth box
   (:meth:`HeadAdapter.candidates <ultralytics_cam.heads.HeadAdapter.candidates>`);
-- a misclassified image: the predicted class and the true class.
+- a misclassified image: the predicted class and the true class;
+- a semantic class with a low IoU: the class target (its logits summed) over the class's predicted and true pixels;
+- a depth cell with a large error: the engine's depth target (``mean`` by default) over the cell.
 
 All maps of a batch come from one forward and one batched backward of :class:`~ultralytics_cam.engine.CamEngine`.
 """
@@ -36,7 +38,8 @@ def explain_cases(engine: Any, cases: list[ImageCase]) -> list[torch.Tensor]:
     fwd = engine.forward(x)
     try:
         imgsz = tuple(x.shape[2:])
-        sels = [_selection(engine.adapter, fwd.head_out, case, b, imgsz) for b, case in enumerate(cases)]
+        pick = _dense_selection if engine.task in ("semantic", "depth") else _selection
+        sels = [pick(engine, fwd.head_out, case, b, imgsz) for b, case in enumerate(cases)]
         return [m.dense() for m in engine.explain(fwd, sels)]  # a failure has one or two maps: dense is small
     finally:
         del fwd  # the autograd graph of the batch
@@ -57,8 +60,38 @@ def to_original(maps: torch.Tensor, case: ImageCase, orig_hw: tuple[int, int]) -
     return out.clamp(0, 1).float().cpu().numpy()
 
 
-def _selection(adapter: Any, head_out: Any, case: ImageCase, b: int, imgsz: tuple[int, int]) -> Selection:
+def _dense_selection(engine: Any, head_out: Any, case: ImageCase, b: int, imgsz: tuple[int, int]) -> Selection:
+    """The rows of a semantic or depth image: one per failure, on the failure's pixels.
+
+    Semantic rows read the failing class's logits; their score is the class's mean probability there. Depth rows take
+    the engine's target on the cell (``mean``: every pixel; ``near`` / ``far``: the cell's nearest / farthest share,
+    as ``region=`` does); their score is the mean predicted depth (metres) of those pixels.
+    """
+    from ..heads import DenseSelection
+
+    adapter = engine.adapter
+    out = adapter.output(head_out)[b : b + 1].detach()
+    up = adapter.upsampled(out, imgsz)[0]  # (C, H, W) as the predictor and validator resize it
+    areas = [f.pixels.to(up.device) for f in case.failures]
+    if engine.task == "semantic":
+        cls = torch.tensor([f.cls for f in case.failures], dtype=torch.long, device=up.device)
+        masks = torch.stack(areas)
+        prob = up.softmax(0) if up.shape[0] > 1 else up.sigmoid()
+        conf = adapter.masked_mean(prob[cls], masks)
+        index = cls
+    else:
+        masks = torch.stack([adapter.pick(up[0], area, engine.target.name) for area in areas])
+        conf = adapter.masked_mean(up, masks)
+        index = torch.arange(len(areas), device=up.device)
+        cls = torch.zeros_like(index)
+    for f, c in zip(case.failures, conf.tolist()):
+        f.map_conf = [round(float(c), 5)]
+    return DenseSelection(index, cls, conf, adapter.mask_boxes(masks), False, masks, [])
+
+
+def _selection(engine: Any, head_out: Any, case: ImageCase, b: int, imgsz: tuple[int, int]) -> Selection:
     """All rows explained for one image, failure by failure."""
+    adapter = engine.adapter
     rows = []
     for f in case.failures:
         if f.kind == "missed":

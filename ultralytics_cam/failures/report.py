@@ -4,13 +4,17 @@
 
     cam_failures/
         failures.json        every failure of every image (worst image first), with the run's settings
-        failures.csv         the same, one row per failure: image, kind, class, true_class, confidence, iou, files
+        failures.csv         the same, one row per failure: image, kind, class, true_class, confidence, iou, files,
+                             error (depth: the cell's mean absolute error, metres)
         contact_sheet.jpg    the worst explained images (most failures first), annotated under their failures' maps
         <image>/panel.jpg    the image with ground truth (green) and predictions, then one heatmap tile per failure
         <image>/01_<kind>.jpg              a failure's heatmap tile (its box red, its object green, a missed
                                            object's strongest candidate orange)
         <image>/02_wrong_class_pred.jpg    two-class failures: the predicted class's map ...
         <image>/02_wrong_class_true.jpg    ... and the true class's map at the same place
+
+Semantic tiles show the failing class's predicted pixels' box (red) and true pixels' box (green); depth tiles the
+failing cell (red).
 
 ``<image>`` is the image's file stem (``-2``, ``-3`` appended when stems repeat). Every failure is listed in the JSON
 and CSV; only the explained images (all of them, or the ``max_images`` worst) have files.
@@ -33,7 +37,7 @@ __all__ = ["SCHEMA_VERSION", "SHEET_MAX", "FailureReport"]
 SCHEMA_VERSION = 1
 #: At most this many images on the contact sheet.
 SHEET_MAX = 36
-CSV_COLUMNS = ("image", "kind", "class", "true_class", "confidence", "iou", "files")
+CSV_COLUMNS = ("image", "kind", "class", "true_class", "confidence", "iou", "files", "error")
 
 
 class FailureReport:
@@ -77,12 +81,16 @@ class FailureReport:
                 tiles.append(tile)
         conf = self.meta.get("conf")
         legend = [_short(case.name), f"green: truth, boxes: conf>={conf}" if conf is not None else "green: truth"]
+        if self.meta.get("task") == "semantic":
+            legend[1] = "green: true, boxes: predicted pixels"
+        elif self.meta.get("task") == "depth":
+            legend[1] = "boxes: cells with the largest error"
         if case.ratio_pad is None:  # classification: say what the image is and what the model said
             top = self.names.get(int(case.pred_cls[0]), case.pred_cls[0]) if len(case.pred_cls) else "?"
             legend[1] = f"true {self.names.get(int(case.gt_cls[0]))}, top-1 {top} {float(case.pred_conf[0]):.2f}"
         imwrite(folder / "panel.jpg", panel(drawing.annotated(), tiles, legend))
         self.explained += 1
-        key = (len(case.failures), -case.seq)
+        key = (case.rank, -case.seq)
         heapq.heappush(self._sheet, (key, drawing.thumbnail(per_failure), case))
         if len(self._sheet) > SHEET_MAX:
             heapq.heappop(self._sheet)
@@ -112,15 +120,23 @@ class FailureReport:
             for r in rows:
                 names = (r["name"], r["true_name"] or "")
                 writer.writerow(
-                    [r["image"], r["kind"], *names, _num(r["confidence"]), _num(r["iou"]), ";".join(r["files"])]
+                    [
+                        r["image"],
+                        r["kind"],
+                        *names,
+                        _num(r["confidence"]),
+                        _num(r["iou"]),
+                        ";".join(r["files"]),
+                        _num(r.get("error")),
+                    ]
                 )
         if self._sheet:
             entries = [(case, thumb) for _, thumb, case in sorted(self._sheet, key=lambda e: e[0], reverse=True)]
             imwrite(self.folder / "contact_sheet.jpg", contact_sheet(entries))
 
     def worst_first(self) -> list[ImageCase]:
-        """Images with failures, most failures first; ties in validation order."""
-        return sorted(self.cases, key=lambda c: (-len(c.failures), c.seq))
+        """Images with failures, the worst (:attr:`ImageCase.rank`) first; ties in validation order."""
+        return sorted(self.cases, key=lambda c: (tuple(-x for x in c.rank), c.seq))
 
     # -- helpers -----------------------------------------------------------------------------------------------------
     def _rows(self, case: ImageCase) -> list[dict]:
@@ -149,6 +165,8 @@ class FailureReport:
                     "files": list(f.files),
                 }
             )
+            if f.kind == "depth_error":
+                rows[-1].update(error=f.error, abs_rel=f.abs_rel)
         return rows
 
     def _name(self, c: int) -> str:
