@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from test_cli import _save_dir, yolo_cam  # noqa: F401 - the fixture runs the installed console script
 from test_invariants import assert_unchanged, snapshot
 
-from ultralytics_cam import MethodError, TargetError, UnsupportedModelError
+from ultralytics_cam import MethodError, TargetError
 from ultralytics_cam.methods import method_specs
 
 from conftest import trained, yaml_model
@@ -189,12 +189,16 @@ def test_options_that_do_not_fit_the_task_are_refused(image):
         semantic_model().cam(image, region=np.ones((10, 10), bool), imgsz=SIZE)
 
 
-def test_val_failure_hook_refuses_dense_tasks_with_the_reason():
+def test_val_failure_hook_accepts_dense_tasks_and_checks_their_options():
+    """Semantic and depth models take the hook (behaviour: tests/test_val_failures_dense.py); bad options still fail."""
     from ultralytics_cam import add_val_failure_hook
 
     for name in ("yolo26n-sem.yaml", "yolo26n-depth.yaml"):
-        with pytest.raises(UnsupportedModelError, match="does not support task"):
-            add_val_failure_hook(yaml_model(name))
+        model = yaml_model(name)
+        add_val_failure_hook(model)
+        assert any(getattr(f, "_ultralytics_cam", False) for f in model.callbacks["on_val_start"])
+        with pytest.raises(ValueError, match="kinds"):
+            add_val_failure_hook(model, kinds=("low_io",))
 
 
 # -- the model is left as it was ---------------------------------------------------------------------------------------
