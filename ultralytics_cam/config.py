@@ -89,6 +89,7 @@ class CamConfig:
 
         object.__setattr__(self, "method_spec", get_method_spec(self.method))
         object.__setattr__(self, "target_spec", get_target_spec(self.target))
+        object.__setattr__(self, "target", self.target_spec.name)  # "Class" -> "class": code compares the name
         object.__setattr__(self, "layer_spec", parse_layers(self.layers))
         if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or not 0 <= self.alpha <= 1:
             raise ValueError(f"alpha={self.alpha!r} is not valid: use a number between 0 and 1.")
