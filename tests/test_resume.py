@@ -16,7 +16,7 @@ import pytest
 
 from ultralytics_cam.manifest import MANIFEST_NAME, Manifest, clean_partials, resume_dir
 
-from conftest import MODELS, relative_runs_dir, render
+from conftest import model_file, relative_runs_dir, render
 
 SCRIPT = Path(sys.executable).with_name("yolo-cam")
 IMAGE_FILES = ["cam.json", "detection.png", "heatmap.npy", "heatmap.png"]
@@ -77,7 +77,7 @@ def test_resume_after_sigkill_completes_every_image_exactly_once(tmp_path):
     n = 24
     src = synthetic_folder(tmp_path / "imgs", n)
     env = cli_env(tmp_path)
-    args = [str(SCRIPT), "predict", f"model={MODELS / 'detect.pt'}", f"source={src}", "imgsz=160"]
+    args = [str(SCRIPT), "predict", f"model={model_file('detect')}", f"source={src}", "imgsz=160"]
 
     reference = subprocess.run([*args, "name=reference"], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert reference.returncode == 0, reference.stderr
@@ -246,3 +246,121 @@ def test_video_resume_skips_a_finished_video(tmp_path, assets):
     assert model.cam(video.parent, resume=True, **kw) == []
     summary = json.loads((save_dir / "summary.json").read_text(encoding="utf-8"))
     assert summary["counts"]["videos"] == 1 and summary["counts"]["frames"] == 3
+
+
+def write_clip(path: Path, n: int, imgsz: int = 160) -> Path:
+    """A synthetic MJPG video of ``n`` frames the trained detector finds objects in."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (imgsz, imgsz))
+    for i in range(n):
+        writer.write(np.ascontiguousarray(render("detect", seed=i, imgsz=imgsz)[0]))
+    writer.release()
+    return path
+
+
+def segmented_cli(segment_frames: int) -> list[str]:
+    """``yolo-cam`` (its ``main``) in a fresh interpreter, with video segments of ``segment_frames`` frames."""
+    code = (
+        "import sys, ultralytics_cam.segments as s; "
+        f"s.SEGMENT_FRAMES = {segment_frames}; s.SEGMENT_SECONDS = float('inf'); "
+        "from ultralytics_cam.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    return [sys.executable, "-c", code]
+
+
+def frame_count(path: Path) -> int:
+    """How many frames OpenCV decodes from ``path``, read one by one (not the container's announced count)."""
+    cap = cv2.VideoCapture(str(path))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    cap.release()
+    return n
+
+
+@pytest.mark.slow
+def test_video_resumes_at_its_first_frame_not_saved_after_sigkill(tmp_path):
+    """A video run SIGKILLed part-way goes on at the first frame whose segment was not closed; the result is the
+    uninterrupted run's, byte for byte, and the frames saved before the kill are not explained again."""
+    n, seg = 48, 8
+    clip = write_clip(tmp_path / "vids" / "clip.avi", n)
+    env = cli_env(tmp_path)
+    args = ["predict", f"model={model_file('detect')}", f"source={clip}", "imgsz=160"]
+
+    t0 = time.time()
+    reference = subprocess.run(  # default segments (one segment for 48 frames): the segment size changes nothing
+        [str(SCRIPT), *args, "name=reference"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    reference_seconds = time.time() - t0
+    assert reference.returncode == 0, reference.stderr
+    ref_dir = tmp_path / "runs" / "detect" / "reference"
+
+    save_dir = tmp_path / "runs" / "detect" / "run"
+    t0 = time.time()
+    proc = subprocess.Popen([*segmented_cli(seg), *args, "name=run"], cwd=tmp_path, env=env, stderr=subprocess.PIPE)
+    deadline = time.time() + 240
+    segment_lines = []
+    while time.time() < deadline and proc.poll() is None:
+        segment_lines = [x for x in Manifest(save_dir).lines() if x.get("event") == "segment"]
+        if len(segment_lines) >= 2:
+            break
+        time.sleep(0.005)
+    assert proc.poll() is None, f"the run ended before it could be killed: {proc.stderr.read()[-2000:]}"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    proc.stderr.close()
+    killed_seconds = time.time() - t0
+    lines = Manifest(save_dir).lines()
+    before = [x for x in lines if x.get("event") == "segment"]
+    assert not [x for x in lines if x.get("event") == "video"] and not (save_dir / "summary.json").exists()
+    done_before = before[-1]["last"]
+    assert [(x["first"], x["last"]) for x in before] == [(i + 1, i + seg) for i in range(0, done_before, seg)]
+    assert seg * 2 <= done_before < n, "killed part-way through the video"
+
+    t0 = time.time()
+    resumed = subprocess.run(  # verbose: the log says where the video goes on
+        [*segmented_cli(seg), *args, "name=run", "resume=True"],
+        cwd=tmp_path,
+        env={**env, "YOLO_VERBOSE": "True"},
+        capture_output=True,
+        text=True,
+    )
+    resumed_seconds = time.time() - t0
+    assert resumed.returncode == 0, resumed.stderr
+
+    # the frames saved before the kill were decoded, not explained: the resumed session explained the rest only
+    assert f"resuming clip.avi at frame {done_before + 1} ({done_before} frames saved before)" in resumed.stderr
+    assert f"{n} video frames ({n - done_before} in this session) explained" in resumed.stderr.splitlines()[-1]
+    lines = Manifest(save_dir).lines()
+    runs = [i for i, x in enumerate(lines) if x.get("event") == "run"]
+    assert len(runs) == 2
+    after = [x for x in lines[runs[1] :] if x.get("event") == "segment"]
+    assert after[0]["first"] == done_before + 1 and after[-1]["last"] == n and after[-1]["end"]
+    ranges = [(x["first"], x["last"]) for x in before + after]
+    covered = [f for a, b in ranges for f in range(a, b + 1)]
+    assert covered == list(range(1, n + 1)), "every frame saved exactly once"
+    (video,) = [x for x in lines if x.get("event") == "video"]
+    assert video["frames"] == n
+
+    # the outputs equal the uninterrupted run's: per-frame JSON lines, cam.json, and the overlay video itself
+    folder, ref_folder = save_dir / "clip", ref_dir / "clip"
+    assert sorted(p.name for p in folder.iterdir()) == ["cam.json", "cam.jsonl", "heatmap.avi"]
+    assert [json.loads(x)["frame"] for x in (folder / "cam.jsonl").read_text().splitlines()] == list(range(1, n + 1))
+    for name in ("cam.jsonl", "cam.json", "heatmap.avi"):
+        assert (folder / name).read_bytes() == (ref_folder / name).read_bytes(), name
+    assert frame_count(folder / "heatmap.avi") == n
+    assert not leftovers(save_dir), "no segment, hidden or temporary file is left"
+    summary = json.loads((save_dir / "summary.json").read_text(encoding="utf-8"))
+    ref = json.loads((ref_dir / "summary.json").read_text(encoding="utf-8"))
+    assert summary["status"] == "completed" and summary["sessions"] == 2
+    assert summary["counts"] == ref["counts"] == {"images": 0, "videos": 1, "frames": n, **_pred_skip(ref)}
+    assert without_timings(summary["videos"]) == without_timings(ref["videos"])
+    print(
+        f"\nvideo resume: {n} frames, segments of {seg}; killed after {killed_seconds:.1f}s with {done_before} frames"
+        f" saved (the open segment's frames lost); the resumed session explained {n - done_before} frames, none of"
+        f" the saved ones, in {resumed_seconds:.1f}s; uninterrupted run {reference_seconds:.1f}s"
+    )
+
+
+def _pred_skip(summary: dict) -> dict:
+    return {"predictions": summary["counts"]["predictions"], "skipped": 0}

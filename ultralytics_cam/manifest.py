@@ -2,12 +2,14 @@
 
 ``manifest.jsonl`` in the run folder holds one JSON object per line:
 
-=========  ===========================================================================================================
-``run``    a session started (first run or a resume): time, the settings it ran with, the engine
-``image``  one image's folder was published: source, folder, prediction count, timings and every file with its size
-``video``  one video's files were renamed into place after its last frame: source, folder, frames, files
-``end``    a session ended (``completed``, ``stopped``, ``interrupted``, ``failed``)
-=========  ===========================================================================================================
+===========  =========================================================================================================
+``run``      a session started (first run or a resume): time, the settings it ran with, the engine
+``image``    one image's folder was published: source, folder, prediction count, timings and every file with its size
+``segment``  a closed segment of a video's overlay (:mod:`ultralytics_cam.segments`): source, folder, frame range
+             (``first``, ``last``), ``end`` (the video ended with it), fps, predictions, files
+``video``    one video's files were renamed into place after its last frame: source, folder, frames, files
+``end``      a session ended (``completed``, ``stopped``, ``interrupted``, ``failed``)
+===========  =========================================================================================================
 
 Why this is enough to resume after ``kill -9``: an image's folder is built under a hidden name and renamed into place
 (:func:`ultralytics_cam.writers.write_image_folder`), and only *then* its line is appended, flushed and fsynced. A
@@ -67,12 +69,16 @@ class ResumeState:
         images: source -> the ``image`` line of every image whose folder is complete on disk.
         videos: source -> the ``video`` line of every video whose files are complete on disk.
         sessions: the ``run`` lines, oldest first.
+        partial: source -> a video cut off part-way: ``folder``, ``segments`` (the ``segment`` lines from its first
+            frame on, without a gap, whose files are complete), the ``frames`` they cover, and ``end`` (whether the
+            video ended with them). A resume goes on at frame ``frames + 1``.
         redo: sources that have a line but whose files are missing or of the wrong size (redone).
         seconds: the working time of the earlier sessions (each from its start to its last line).
     """
 
     images: dict[str, dict] = field(default_factory=dict)
     videos: dict[str, dict] = field(default_factory=dict)
+    partial: dict[str, dict] = field(default_factory=dict)
     sessions: list[dict] = field(default_factory=list)
     redo: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -111,6 +117,7 @@ class Manifest:
         state = ResumeState()
         save_dir = self.path.parent
         start = last = None
+        segments: dict[str, list[dict]] = {}
         for line in self.lines():
             event = line.get("event")
             if event == "run":
@@ -120,6 +127,9 @@ class Manifest:
                 start = last = line.get("time")
                 continue
             last = line.get("time", last)
+            if event == "segment":
+                segments.setdefault(line["source"], []).append(line)
+                continue
             if event not in ("image", "video"):
                 continue
             records = state.images if event == "image" else state.videos
@@ -132,6 +142,9 @@ class Manifest:
                 state.redo.append(line["source"])
         if start is not None and last is not None:
             state.seconds += max(last - start, 0.0)
+        for source, lines in segments.items():
+            if source not in state.videos and (part := _segment_chain(save_dir, lines)) is not None:
+                state.partial[source] = part
         return state
 
     # -- writing -----------------------------------------------------------------------------------------------------
@@ -170,6 +183,28 @@ def _complete(folder: Path, files: dict[str, int]) -> bool:
         return False
 
 
+def _segment_chain(save_dir: Path, lines: list[dict]) -> dict | None:
+    """The segments of one video that a resume can build on: from frame 1 on, without a gap, files complete."""
+    latest = {line["first"]: line for line in lines}  # a segment redone by a later session replaces the earlier line
+    chain, expected = [], 1
+    for line in sorted(latest.values(), key=lambda x: x["first"]):
+        if line["first"] != expected or not _complete(save_dir / line["folder"], line.get("files", {})):
+            break
+        chain.append(line)
+        expected = line["last"] + 1
+    if not chain:
+        return None
+    return {
+        "folder": chain[-1]["folder"],
+        "segments": chain,
+        "frames": expected - 1,
+        "predictions": sum(x.get("predictions", 0) for x in chain),
+        "fps": chain[-1].get("fps", 30.0),
+        "end": bool(chain[-1].get("end")),
+        "meta": chain[0].get("meta") or {},
+    }
+
+
 def _cut_torn_tail(path: Path) -> None:
     """Cut a last line without its newline (a write killed half-way), so the next line starts on its own."""
     if not path.exists():
@@ -181,14 +216,16 @@ def _cut_torn_tail(path: Path) -> None:
 
 
 def clean_partials(save_dir: str | Path) -> list[Path]:
-    """Remove what a killed run leaves behind: staging folders (``.cam-partial-*``) and temporary files (``.*.tmp``).
+    """Remove what a killed run leaves behind: staging folders, temporary files, open segments, half-joined videos.
 
-    Only where the writers put them is looked at: the run folder and, one level below, the image and video folders
-    (temporary files inside a staging folder go with it).
+    Those are ``.cam-partial-*`` folders, ``.*.tmp`` files, a video's ``segments/.partial-*`` and
+    ``.heatmap-partial.*``. Only where the writers put them is looked at: the run folder and, one level below, the
+    image and video folders (temporary files inside a staging folder go with it).
     """
     save_dir = Path(save_dir)
     removed = []
-    for pattern in (".cam-partial-*", ".*.tmp", "*/.*.tmp", "*/frames/.*.tmp"):
+    patterns = (".cam-partial-*", ".*.tmp", "*/.*.tmp", "*/frames/.*.tmp", "*/.heatmap-partial.*", "*/segments/.*")
+    for pattern in patterns:
         for p in save_dir.glob(pattern):
             if p.is_dir():
                 shutil.rmtree(p, ignore_errors=True)

@@ -116,8 +116,12 @@ class CamPredictorMixin:
         """
         super().setup_source(source, stride)
         run = self.cam_run if self.args.save else None  # (a run object stays on the predictor after it ended)
+        if run is not None and run.done:
+            drop_done(self.dataset, run.done)
+        if run is not None and run.previous.partial and hasattr(self.dataset, "resume_videos"):
+            # videos cut off part-way go on at their first frame not saved (the ones before are decoded, not explained)
+            self.dataset.resume_videos({k: p["frames"] for k, p in run.previous.partial.items() if k not in run.done})
         if run is not None and run.previous.done:
-            drop_done(self.dataset, run.previous.done)
             # the folder names the completed images hold are taken: later same-stem images keep their -2, -3, ...
             self._cam_taken = {line["folder"] for line in run.previous.images.values()} | {
                 line["folder"] for line in run.previous.videos.values()
@@ -137,25 +141,31 @@ class CamPredictorMixin:
         """Save the CAM layout: a folder per image; per video an overlay video and per-frame JSON lines.
 
         ``save_path`` is Ultralytics' own (de-duplicated) output name, so ``bus.jpg`` and ``bus.png`` become the
-        folders ``bus`` and ``bus-2``. Video frames go through Ultralytics' video writer (its codec and container for
-        the platform), under a temporary name that the run renames when it ends.
+        folders ``bus`` and ``bus-2``. A video file's overlay frames go into closed segments that are joined at its end
+        into the video Ultralytics' writer would write (:mod:`ultralytics_cam.segments`), so a resume goes on inside a
+        video; a stream's go through Ultralytics' video writer, under a temporary name the run renames when it ends.
         """
         result = self.results[self._cam_row]
         if self.dataset.mode not in {"stream", "video"}:
             self.cam_run.save_image(result, save_path)
             return
+        save_frames = self.args.save_frames
+        if self.dataset.mode == "video":
+            fps = max(1, self.dataset.fps / self.args.vid_stride)  # as Ultralytics' own video writer
+            last = frame is not None and frame == getattr(self.dataset, "frames", None)
+            overlay = result.cam.plot()
+            self.cam_run.save_frame(result, save_path, frame, save_frames, overlay=overlay, fps=fps, last=last)
+            return
         from .summary import VIDEO_PARTIAL
 
         folder = self.cam_run.video_folder(result, save_path)
         self.plotted_img = result.cam.plot()
-        save_frames, self.args.save_frames = self.args.save_frames, False  # its frame folder is per run, not per video
+        self.args.save_frames = False  # its frame folder is per run, not per video
         try:
             super().save_predicted_images(folder / VIDEO_PARTIAL, frame)
         finally:
             self.args.save_frames = save_frames
         self.cam_run.save_frame(result, save_path, frame, frames_dir=save_frames)
-        if frame is not None and frame == getattr(self.dataset, "frames", None):
-            self.cam_run.complete_videos.add(str(result.path))  # its last frame: a resume need not redo it
 
 
 def drop_done(dataset: Any, done: set[str]) -> None:

@@ -98,6 +98,7 @@ def _loader_class() -> type:
             self.notes: dict[str, str] = {}
             self._frames_read: dict[str, int] = {}
             self._frames_expected: dict[str, int] = {}  # what each video's container announced (after vid_stride)
+            self._resume_at: dict[str, int] = {}  # video -> frames a resumed run already saved (skipped on opening)
             super().__init__(*args, **kwargs)
 
         def _skip(self, path: str, reason: str) -> None:
@@ -113,6 +114,30 @@ def _loader_class() -> type:
                 self._skip(path, unreadable_reason(path, "video"))
             else:
                 self._frames_expected.setdefault(path, self.frames)
+                if self._resume_at.get(path):
+                    self._skip_frames(path, self._resume_at[path])
+
+        def resume_videos(self, saved: dict[str, int]) -> None:
+            """Start each video of ``saved`` (path -> frames already saved) at its first frame not saved.
+
+            The frames before are grabbed (decoded, not retrieved or explained) rather than sought with
+            ``CAP_PROP_POS_FRAMES``: FFmpeg's seek lands on a key frame and OpenCV's frame position is not exact for
+            every codec and container, while grabbing yields exactly the frames a run from the start reads, so the
+            frame numbers and the maps of the resumed frames are those an uninterrupted run computes.
+            """
+            self._resume_at = {p: n for p, n in saved.items() if n > 0}
+            first = next((f for f, v in zip(self.files, self.video_flag) if v), None)
+            if first in self._resume_at and self.cap is not None and self.cap.isOpened() and self.frame == 0:
+                self._skip_frames(first, self._resume_at[first])  # the video the loader opened up front
+
+        def _skip_frames(self, path: str, n: int) -> None:
+            """Grab the ``n`` frames (each ``vid_stride`` source frames) a resumed run saved before."""
+            grabbed = 0
+            while grabbed < n and all(self.cap.grab() for _ in range(self.vid_stride)):
+                grabbed += 1
+            self.frame = grabbed
+            self._frames_read[path] = grabbed  # decoded: not a truncated video
+            LOGGER.info(f"{PREFIX}resuming {Path(path).name} at frame {grabbed + 1} ({grabbed} frames saved before)")
 
         def _append_image(self, paths: list, imgs: list, info: list, path: str, im0: Any, idx: int) -> None:
             if im0 is None:

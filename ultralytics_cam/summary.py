@@ -18,6 +18,7 @@ from typing import Any
 
 from ._logging import LOGGER, PREFIX
 from .manifest import Manifest, ResumeState, check_resumable, clean_partials
+from .segments import SegmentWriter, join_segments, remove_segments
 from .writers import (
     CAM_JSON_SCHEMA,
     SaveConfig,
@@ -156,7 +157,11 @@ class CamRun:
         self.previous = ResumeState()  # what earlier sessions of this run completed (empty for a new run)
         self.engine = "local"
         self.unreadable: list[dict] = []  # images that could not be decoded, reported by the engine (engine=ray)
-        self.complete_videos: set[str] = set()  # videos whose last frame was saved
+        # videos (SPEC §11): each video file's overlay is written in closed segments (ultralytics_cam.segments)
+        self._open: dict[str, SegmentWriter] = {}  # video -> its open segment
+        self._segments: dict[str, list[dict]] = {}  # video -> its closed segments' manifest lines, in order
+        self._current: dict[str, float] = {}  # the video file the loader is in -> its overlay's fps
+        self._complete: set[str] = set()  # videos joined and recorded by this session
 
     # -- resuming ----------------------------------------------------------------------------------------------------
     def resume_from(self, state: ResumeState) -> None:
@@ -174,10 +179,21 @@ class CamRun:
         for line in state.images.values():
             self.add_image(line)
         self._predictions += sum(v.get("predictions", 0) for v in state.videos.values())
+        for key, part in state.partial.items():
+            if part["end"]:  # saved to its last frame, killed before the join: join it now
+                self._complete_previous_video(key, part)
         LOGGER.info(
             f"{PREFIX}resuming {self.save_dir}: {len(state.images)} images and {len(state.videos)} videos are complete"
             + (f", {len(state.redo)} half-written outputs will be redone" if state.redo else "")
+            + "".join(
+                f"; {Path(k).name} goes on at frame {p['frames'] + 1}" for k, p in state.partial.items() if not p["end"]
+            )
         )
+
+    @property
+    def done(self) -> set[str]:
+        """The sources no session needs to work on any more (earlier sessions' and videos joined by this one)."""
+        return self.previous.done | self._complete
 
     def _log(self, entry: dict, sync: bool = True) -> None:
         """Append a manifest line (the session's ``run`` line first)."""
@@ -240,43 +256,167 @@ class CamRun:
         return files, line
 
     def video_folder(self, result: Any, save_path: Path) -> Path:
-        """Return (creating it) the folder of the video ``result`` is a frame of."""
-        folder = self.save_dir / Path(save_path).stem
+        """Return (creating it) the folder of the video ``result`` is a frame of.
+
+        A video an earlier session cut off part-way keeps its folder and goes on with its recorded segments.
+        """
         key = str(result.path)
         if key not in self.videos:
+            part = self.previous.partial.get(key)
+            folder = self.save_dir / (part["folder"] if part else Path(save_path).stem)
             folder.mkdir(parents=True, exist_ok=True)
             for stale in [folder / JSONL_PARTIAL, *folder.glob(Path(VIDEO_PARTIAL).stem + ".*")]:
                 stale.unlink(missing_ok=True)  # left by a run that crashed into this folder (exist_ok=True)
+            if part is None:
+                remove_segments(folder)  # segments of an earlier run into this folder that this run does not build on
             self.videos[key] = {"source": key, "folder": folder.name, "frames": 0, "predictions": 0}
-        return folder
+            if part is not None:
+                self.videos[key].update(frames=part["frames"], predictions=part["predictions"], meta=part["meta"])
+                self._predictions += part["predictions"]
+            self._segments[key] = list(part["segments"]) if part else []
+        return self.save_dir / self.videos[key]["folder"]
 
-    def save_frame(self, result: Any, save_path: Path, frame: int | None, frames_dir: bool = False) -> None:
-        """Append one video frame's line to the video's ``cam.jsonl`` (the overlay frame is written by the caller)."""
+    def save_frame(
+        self,
+        result: Any,
+        save_path: Path,
+        frame: int | None,
+        frames_dir: bool = False,
+        overlay: Any = None,
+        fps: float = 30.0,
+        last: bool = False,
+    ) -> None:
+        """Record one video frame: its ``cam.jsonl`` line and, given its ``overlay``, the frame in the open segment.
+
+        With an ``overlay`` (a video file), the frame goes into the video's open segment, which is closed when full
+        and, at the video's ``last`` frame, joined with the others into the overlay video. Without one (a stream), the
+        line is appended to the stream's partial ``cam.jsonl`` (the overlay is Ultralytics' own stream writer's).
+        """
         t0 = time.perf_counter()
+        key = str(result.path)
+        for other in [k for k in self._current if k != key]:  # the loader moved on: that video has ended
+            self._complete_video(other)
         folder = self.video_folder(result, save_path)
+        video = self.videos[key]
+        frame = frame if frame is not None else video["frames"] + 1
         record = cam_record(result.cam, self.config)
         line = {"frame": frame, "predictions": record["predictions"]}
-        with open(folder / JSONL_PARTIAL, "a", encoding="utf-8") as f:
-            f.write(json.dumps(line, ensure_ascii=False) + "\n")
-        if frames_dir:
-            (folder / "frames").mkdir(exist_ok=True)
-            write_image_file(
-                folder / "frames" / f"{frame if frame is not None else self._frames}.jpg", result.cam.plot()
-            )
-        video = self.videos[str(result.path)]
-        video["frames"] += 1
-        video["predictions"] += len(result.cam)
         if "meta" not in video:
             video["meta"] = {k: v for k, v in record.items() if k not in {"predictions", "source"}}
+        if overlay is None:
+            with open(folder / JSONL_PARTIAL, "a", encoding="utf-8") as f:
+                f.write(json.dumps(line, ensure_ascii=False) + "\n")
+        else:
+            self._current[key] = fps
+            seg = self._open.get(key)
+            if seg is None:
+                seg = self._open[key] = SegmentWriter(folder, frame, fps)
+            seg.write(overlay, line)
+        if frames_dir:
+            (folder / "frames").mkdir(exist_ok=True)
+            write_image_file(folder / "frames" / f"{frame}.jpg", overlay if overlay is not None else result.cam.plot())
+        video["frames"] += 1
+        video["predictions"] += len(result.cam)
         self._frames += 1
         self._timed(result, t0)
+        if overlay is not None:
+            if last:
+                self._complete_video(key)
+            elif seg.full():
+                self._close_segment(key, end=False)
+
+    # -- video segments (resumable videos) -----------------------------------------------------------------------------
+    def _close_segment(self, key: str, end: bool) -> None:
+        """Close the open segment of video ``key`` and record it in the manifest."""
+        seg = self._open.pop(key, None)
+        files = seg.close() if seg is not None else None
+        if not files:
+            return
+        video = self.videos[key]
+        line = {
+            "event": "segment",
+            "source": key,
+            "folder": video["folder"],
+            "first": seg.first,
+            "last": seg.last,
+            "end": end,
+            "fps": seg.fps,
+            "predictions": seg.predictions,
+            **({"meta": video.get("meta", {})} if seg.first == 1 else {}),  # cam.json's provenance, once per video
+            "files": files,
+        }
+        self._log(line)
+        self._segments[key].append(line)
+
+    def _join(self, key: str, fps: float) -> list[str]:
+        """Join the segments of video ``key`` into its overlay and ``cam.jsonl``, write its ``cam.json``."""
+        video = self.videos[key]
+        folder = self.save_dir / video["folder"]
+        files = join_segments(folder, self._segments[key], fps)
+        video["files"] = files
+        meta = video.get("meta", {})
+        write_json(
+            folder / "cam.json",
+            {**meta, "schema_version": CAM_JSON_SCHEMA, "source": key, "frames": video["frames"], "files": files},
+        )
+        return files
+
+    def _complete_video(self, key: str) -> None:
+        """The video ``key`` ended: close its last segment, join them, record the video, delete the segments."""
+        fps = self._current.pop(key, None) or self._fps_of(key)
+        self._close_segment(key, end=True)
+        files = self._join(key, fps)
+        folder = self.save_dir / self.videos[key]["folder"]
+        sizes = {name: (folder / name).stat().st_size for name in [*files, "cam.json"]}
+        video = self.videos[key]
+        video.pop("meta", None)
+        self._log({"event": "video", **video, "files": sizes})
+        remove_segments(folder)
+        self._complete.add(key)
+
+    def _fps_of(self, key: str) -> float:
+        segments = self._segments.get(key) or []
+        return segments[-1].get("fps", 30.0) if segments else 30.0
+
+    def _complete_previous_video(self, key: str, part: dict) -> None:
+        """Join a video an earlier session saved to its end (a kill came before the join): nothing to explain."""
+        self.videos[key] = {
+            "source": key,
+            "folder": part["folder"],
+            "frames": part["frames"],
+            "predictions": part["predictions"],
+            "meta": part["meta"],
+        }
+        self._segments[key] = list(part["segments"])
+        self._predictions += part["predictions"]
+        self._complete_video(key)
+        LOGGER.info(f"{PREFIX}joined the {part['frames']} frames of {key} saved before the interruption")
 
     # -- the end -------------------------------------------------------------------------------------------------------
-    def _finish_videos(self) -> None:
-        """Rename each video's overlay and JSON lines into place and write its ``cam.json``."""
-        for video in self.videos.values():
+    def _finish_videos(self, status: str) -> None:
+        """End the videos: complete them if the run completed, else make what is saved viewable.
+
+        A completed run went past every file, so the video it was in has ended: it is joined and recorded. Otherwise
+        a video's open segment is closed and recorded, and its segments are joined into a viewable overlay of the
+        frames saved so far (the segments stay for a resume). Streams' partial files are renamed into place.
+        """
+        if status == "completed":  # the loader went past every file: the videos it was in have ended
+            for key in list(self._current):
+                self._complete_video(key)
+            for key, part in self.previous.partial.items():  # saved to the end, joined in no session yet
+                if key not in self.videos and key not in self.previous.done:
+                    self._complete_previous_video(key, part)
+        for key, video in self.videos.items():
+            if key in self._complete:
+                continue
             folder = self.save_dir / video["folder"]
-            files = []
+            if self._segments.get(key) or key in self._open:  # a video file cut off part-way
+                fps = self._current.pop(key, None) or self._fps_of(key)
+                self._close_segment(key, end=False)
+                self._join(key, fps)
+                video.pop("meta", None)
+                continue
+            files = []  # a stream: Ultralytics' writer's overlay and the JSON lines
             for partial in sorted(folder.glob(Path(VIDEO_PARTIAL).stem + ".*")):
                 final = folder / ("heatmap" + partial.suffix)
                 os.replace(partial, final)
@@ -296,9 +436,6 @@ class CamRun:
                     "files": files,
                 },
             )
-            if video["source"] in self.complete_videos:  # a video stopped part-way is redone by a resume
-                sizes = {name: (folder / name).stat().st_size for name in [*files, "cam.json"]}
-                self._log({"event": "video", **video, "files": sizes})
 
     def _previous_videos(self) -> list[dict]:
         keys = ("source", "folder", "frames", "predictions", "files")
@@ -347,7 +484,7 @@ class CamRun:
             "counts": {
                 "images": len(self.images),
                 "videos": len(self.videos) + len(self.previous.videos),
-                "frames": self._frames + sum(v.get("frames", 0) for v in self.previous.videos.values()),
+                "frames": sum(v["frames"] for v in [*self.videos.values(), *self.previous.videos.values()]),
                 "predictions": self._predictions,
                 "skipped": len(skipped),
             },
@@ -360,7 +497,7 @@ class CamRun:
 
     def finish(self, predictor: Any, status: str, error: str | None = None) -> dict:
         """Finish the videos and write ``summary.json`` (when the run got as far as its folder); return the summary."""
-        self._finish_videos()
+        self._finish_videos(status)
         summary = self.summary(predictor, status, error)
         if self.save_dir.exists() or self.images or self.videos:
             write_run_files(summary, self.save_dir)
