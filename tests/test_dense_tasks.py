@@ -373,10 +373,11 @@ def test_plugin_target_reads_the_dense_selection(image):
     """A plugin's target gets the rows' pixels (``DenseSelection.masks``): here the mean logit instead of the sum. A
     mean is the sum divided by a constant per row, so element-wise maps (min-max scaled) are identical."""
     from ultralytics_cam import TargetSpec, hookimpl
+    from ultralytics_cam.heads import Block
     from ultralytics_cam.plugins import get_plugin_manager, reset
 
     def mean_logit(ctx):
-        sums = ctx.adapter.target_values(ctx.head_out, ctx.selections, "class", ctx.imgsz)
+        sums = ctx.adapter.block(Block.CLASS_LOGIT, ctx.head_out, ctx.selections, ctx.imgsz)
         return [v / s.masks.sum((1, 2)).clamp(min=1) for v, s in zip(sums, ctx.selections)]
 
     class Plugin:

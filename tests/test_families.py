@@ -132,9 +132,9 @@ def test_scores_that_do_not_depend_on_the_layers_give_empty_maps_and_a_warning(a
 
     from ultralytics_cam.heads import AnchorHeadAdapter
 
-    original = AnchorHeadAdapter.target_values
+    original = AnchorHeadAdapter.class_logit  # the building block of the default target, 'class'
     monkeypatch.setattr(
-        AnchorHeadAdapter, "target_values", lambda self, *a, **k: [v * 0 for v in original(self, *a, **k)]
+        AnchorHeadAdapter, "class_logit", lambda self, *a, **k: [v * 0 for v in original(self, *a, **k)]
     )
     caplog.set_level(logging.WARNING, logger="ultralytics.cam")
     model = yaml_model("yolo11n.yaml")

@@ -17,7 +17,7 @@ from typing import Any
 from ._logging import LOGGER, PREFIX
 from .config import split_kwargs
 from .errors import UnsupportedModelError
-from .heads import TASK_TARGETS
+from .heads import SUPPORTED_TASKS
 from .predictor import cam_predictor_class
 
 __all__ = ["cam", "cam_predictor"]
@@ -76,10 +76,10 @@ def cam_predictor(model: Any, *, reuse: bool = False, **kwargs: Any) -> Any:
         raise UnsupportedModelError(
             f"CAM needs PyTorch weights (.pt); '{model.model}' is an exported model without layers or gradients."
         )
-    if model.task not in TASK_TARGETS:
+    if model.task not in SUPPORTED_TASKS:
         raise UnsupportedModelError(
-            f"ultralytics-cam explains {', '.join(TASK_TARGETS)} models; this {type(model).__name__} model's task is "
-            f"'{model.task}'."
+            f"ultralytics-cam explains {', '.join(SUPPORTED_TASKS)} models; this {type(model).__name__} model's task "
+            f"is '{model.task}'."
         )
     config, overrides = split_kwargs(kwargs)
     args = {**model.overrides, **PREDICT_DEFAULTS, **overrides, "mode": "predict"}

@@ -129,8 +129,8 @@ class CamEngine:
 
     def _local_plan(self) -> tuple[dict, str]:
         """The head branches the local head replay runs for this method, target and layers, or {} and why not."""
-        from .heads import AnchorHeadAdapter
         from .replay import BranchError, head_blocks
+        from .targets import ComposedTarget
 
         method, adapter, target = self.method, self.adapter, self.target
         if not method.needs_gradients:
@@ -141,11 +141,10 @@ class CamEngine:
             return {}, "head_replay=False"
         if not self.layers or any(layer.head_input is None for layer in self.layers):
             return {}, "explicit layers are read through every path to the score (layers='auto' reads the head inputs)"
-        if not isinstance(adapter, AnchorHeadAdapter):
-            return {}, f"{type(adapter.head).__name__} predictions do not come from windows of the head input"
-        needed = adapter.TARGET_BLOCKS.get(target.name) if target.provider == "ultralytics-cam" else None
+        if not isinstance(target.values, ComposedTarget):
+            return {}, f"target '{target.name}': a plugin target that is not composed of the heads' building blocks"
+        needed, why = adapter.replay_outputs(target.values.blocks)
         if needed is None:
-            why = "it reads the mask prototypes, which span the box" if target.name == "mask" else "a plugin target"
             return {}, f"target '{target.name}': {why}"
         needed = {*needed, "scores"} if method.transforms_targets else set(needed)
         try:
@@ -330,7 +329,8 @@ class CamEngine:
                 with torch.enable_grad():
                     outs = {k: _run_cropped(b, windows, inside, radius) for k, b in branches.items()}
                     _check_replay(outs, raw, image[rows], index[rows], self.fp16)
-                    values = self.adapter.anchor_value(self.config.target, outs.__getitem__, cls[rows], flipped)
+                    replayed, sel = self.adapter.replayed(outs, cls[rows], flipped)  # the target reads the replay
+                    (values,) = self._target_values(replayed, [sel], hw, False)
                     if self.method.transforms_targets:
                         values = self.method.transform_targets(values, outs["scores"], cls[rows])
                     (grads,) = torch.autograd.grad(values.float().sum() * scale, windows)
