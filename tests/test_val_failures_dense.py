@@ -186,3 +186,41 @@ def test_dense_failure_hook_ranks_images_by_their_worst_failure(depth_set, tmp_p
     assert explained == {worst} == {edited_image}
     assert max(counts.values()) > counts[worst]  # another image has more failing cells: the count did not decide
     assert report["failures"][0]["image"] == worst and report["images_explained"] == 1
+
+
+# -- CamResult.stats: a dense row's energy is over its own pixels ------------------------------------------------------
+def _energy(cam, i: int, pixels: np.ndarray) -> float:
+    m = cam.map(i)
+    return float(m[pixels].sum() / m.sum())
+
+
+def test_semantic_stats_energy_is_over_the_rows_class_pixels():
+    from conftest import render
+
+    img, _ = render("semantic", 3)
+    r = trained("semantic").cam(img, imgsz=IMGSZ, verbose=False)[0]
+    painted = r.semantic_mask.data.cpu().numpy()
+    stats = r.cam.stats()
+    assert len(stats) >= 2
+    for i, (s, c) in enumerate(zip(stats, r.cam.cls.tolist())):
+        assert s["energy_in_box"] == pytest.approx(_energy(r.cam, i, painted == c), abs=1e-4)
+    assert min(s["energy_in_box"] for s in stats) < 0.99  # not the whole image (which is always 1.0)
+
+
+def test_depth_stats_energy_is_over_the_region_box_and_the_near_pixels():
+    from conftest import render
+
+    img, _ = render("depth", 4)
+    model = trained("depth")
+    boxes = [[0, 0, 80, 80], [80, 80, 160, 160]]
+    r = model.cam(img, imgsz=IMGSZ, region=boxes, verbose=False)[0]
+    for i, (x1, y1, x2, y2) in enumerate(boxes):
+        inside = np.zeros((IMGSZ, IMGSZ), bool)
+        inside[y1:y2, x1:x2] = True
+        assert r.cam.stats()[i]["energy_in_box"] == pytest.approx(_energy(r.cam, i, inside), abs=1e-4)
+
+    r = model.cam(img, imgsz=IMGSZ, target="near", verbose=False)[0]
+    depth = r.depth.data.float().cpu().numpy()
+    near = depth <= np.sort(depth.ravel())[round(0.1 * depth.size) - 1]
+    energy = r.cam.stats()[0]["energy_in_box"]
+    assert energy == pytest.approx(_energy(r.cam, 0, near), abs=1e-4) and energy < 0.99

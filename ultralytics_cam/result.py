@@ -144,11 +144,14 @@ class CamResult:
     def region(self, i: int) -> tuple[tuple[int, int, int, int], np.ndarray | None]:
         """Prediction ``i``'s region at the original size.
 
-        Returns its bounding rectangle (y0, y1, x0, x1) and, for rotated boxes, the mask inside that rectangle (None:
-        the whole rectangle; classify: the whole image).
+        Returns its bounding rectangle (y0, y1, x0, x1) and, for rotated boxes and semantic / depth rows, the mask
+        inside that rectangle (None: the whole rectangle; classify: the whole image).
         """
         h, w = self.geometry.orig_hw
         r = self.result
+        dense = self._dense_region(i)
+        if dense is not None:
+            return dense
         if r.obb is not None:
             poly = r.obb.xyxyxyxy[i].cpu().numpy()
             x0, y0 = np.floor(poly.min(0)).astype(int).clip(0, [w, h])
@@ -163,6 +166,48 @@ class CamResult:
             return box, None
         return (0, h, 0, w), None
 
+    def _dense_region(self, i: int) -> tuple[tuple[int, int, int, int], np.ndarray] | None:
+        """Semantic and depth rows: the pixels row ``i`` explains, at the original size (None for the other tasks).
+
+        Read from what the row records (``rows``) and the ``Results`` the user sees. Semantic: the pixels
+        ``r.semantic_mask`` paints as the row's class, inside the ``region=`` boxes (a ``region=`` mask is not
+        recorded: the class's pixels in the whole image). Depth: the row's ``region=`` box (or the image), and for
+        ``near`` / ``far`` the nearest / farthest share of ``r.depth`` there, ties included, as the target picks them.
+        """
+        rows = getattr(self, "rows", None)
+        if not rows or i >= len(rows):
+            return None
+        info, r = rows[i], self.result
+        h, w = self.geometry.orig_hw
+        region = info.get("region")
+        boxes = None  # no region=, or a mask ("mask")
+        if isinstance(region, (list, tuple)) and region:  # semantic: its boxes; depth: this row's box
+            boxes = region if isinstance(region[0], (list, tuple)) else [region]
+        inside = np.zeros((h, w), bool)
+        if boxes is not None:
+            for x1, y1, x2, y2 in boxes:
+                inside[max(round(y1), 0) : max(round(y2), 0), max(round(x1), 0) : max(round(x2), 0)] = True
+        else:
+            inside[:] = True
+        if "class" in info and getattr(r, "semantic_mask", None) is not None:
+            pixels = inside & (r.semantic_mask.data.cpu().numpy() == int(info["class"]))
+        elif "target" in info and getattr(r, "depth", None) is not None:
+            pixels = inside
+            if info["target"] in ("near", "far") and pixels.any():
+                from .heads import DepthHeadAdapter
+
+                depth = r.depth.data.float().cpu().numpy()
+                values = np.sort(depth[pixels])
+                k = max(1, round(DepthHeadAdapter.share * len(values)))
+                pixels = pixels & (depth <= values[k - 1] if info["target"] == "near" else depth >= values[-k])
+        else:
+            return None
+        ys, xs = np.nonzero(pixels)
+        if not len(ys):
+            return (0, 0, 0, 0), np.zeros((0, 0), bool)
+        y0, y1, x0, x1 = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
+        return (y0, y1, x0, x1), pixels[y0:y1, x0:x1]
+
     def regions(self) -> np.ndarray:
         """(n, H, W) bool: each prediction's box (rotated box for OBB; the whole image for classify)."""
         out = np.zeros((len(self), *self.geometry.orig_hw), bool)
@@ -172,7 +217,11 @@ class CamResult:
         return out
 
     def stats(self) -> list[dict]:
-        """Per prediction: class, name, confidence, box, its map's peak (x, y) and its share of energy in the box."""
+        """Per prediction: class, name, confidence, box, its map's peak (x, y) and its share of energy in the box.
+
+        The "box" of the energy is the prediction's region (:meth:`region`): its box, rotated box, or for semantic and
+        depth rows their own pixels (the class's pixels, the ``region=`` box, the nearest / farthest share).
+        """
         r = self.result
         boxes = (
             r.obb.xywhr.cpu().numpy().tolist()
