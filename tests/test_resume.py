@@ -364,3 +364,48 @@ def test_video_resumes_at_its_first_frame_not_saved_after_sigkill(tmp_path):
 
 def _pred_skip(summary: dict) -> dict:
     return {"predictions": summary["counts"]["predictions"], "skipped": 0}
+
+
+def test_video_stopped_part_way_is_viewable_and_resumed_from_its_segments(tmp_path, monkeypatch):
+    """A run stopped inside a video closes its open segment and joins the saved frames into a viewable overlay; a
+    resume explains only the frames after them and ends with the uninterrupted run's files."""
+    from ultralytics_cam import segments
+
+    from conftest import trained
+
+    monkeypatch.setattr(segments, "SEGMENT_FRAMES", 4)
+    n, stop_after = 12, 6
+    clip = write_clip(tmp_path / "vids" / "clip.avi", n, imgsz=96)
+    model = trained("detect")
+    kw = {"save": True, "imgsz": 96, "project": tmp_path / "out", "verbose": False}
+    model.cam(clip, name="reference", **kw)
+    ref = tmp_path / "out" / "reference" / "clip"
+
+    gen = model.cam(clip, stream=True, **kw)
+    for i, _ in enumerate(gen):
+        if i + 1 == stop_after:
+            break
+    gen.close()
+    save_dir = tmp_path / "out" / "cam"
+    folder = save_dir / "clip"
+    assert json.loads((save_dir / "summary.json").read_text(encoding="utf-8"))["status"] == "stopped"
+    assert frame_count(folder / "heatmap.avi") == stop_after  # the frames saved so far, viewable
+    assert json.loads((folder / "cam.json").read_text(encoding="utf-8"))["frames"] == stop_after
+    assert sorted(p.name for p in (folder / "segments").iterdir()) == [
+        "00000001-00000004.avi",
+        "00000001-00000004.jsonl",
+        "00000005-00000006.avi",
+        "00000005-00000006.jsonl",
+    ]
+    assert not leftovers(save_dir)
+
+    results = model.cam(clip, resume=True, **kw)
+    assert len(results) == n - stop_after, "only the frames not saved are explained"
+    assert sorted(p.name for p in folder.iterdir()) == ["cam.json", "cam.jsonl", "heatmap.avi"]
+    for name in ("cam.jsonl", "cam.json", "heatmap.avi"):
+        assert (folder / name).read_bytes() == (ref / name).read_bytes(), name
+    summary = json.loads((save_dir / "summary.json").read_text(encoding="utf-8"))
+    assert summary["status"] == "completed" and summary["sessions"] == 2
+    assert summary["counts"]["frames"] == n and summary["counts"]["videos"] == 1
+    assert [v["frames"] for v in summary["videos"]] == [n]
+    assert not leftovers(save_dir)
