@@ -158,7 +158,7 @@ class HeadAdapter:
 
     @property
     def rotated(self) -> bool:
-        """Whether the head predicts rotated boxes (xywhr, OBB): the one way the package tells an OBB model."""
+        """Whether the head predicts rotated boxes (xywhr, OBB), read from the head's type (never from the task)."""
         return False
 
     # -- building blocks of targets ------------------------------------------------------------------------------------
