@@ -270,3 +270,55 @@ def test_ray_run_with_an_in_memory_model(ray_cluster, tmp_path):
     for i in range(3):
         a, b = (tmp_path / run / "cam" / f"im{i}" / "heatmap.npy" for run in ("ray", "local"))
         assert a.read_bytes() == b.read_bytes()
+
+
+@pytest.mark.slow
+def test_cli_engine_ray_sigterm_writes_an_interrupted_summary_and_resumes(ray_cluster, images, local_run, tmp_path):
+    """SIGTERM to ``yolo-cam predict engine=ray``: the pool stops, summary.json says interrupted for what is done,
+    the exit code is 143 as for a local run, and ``resume=True`` goes on to the complete run."""
+    from conftest import relative_runs_dir
+
+    relative_runs_dir(tmp_path / "yolo-config")
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
+    env.update(RAY_ADDRESS=ray_cluster, YOLO_CONFIG_DIR=str(tmp_path / "yolo-config"))
+    script = Path(sys.executable).with_name("yolo-cam")
+    args = [script, "predict", f"model={model_file('detect')}", f"source={images}", "engine=ray", "workers=2"]
+    args += [f"{k}={v}" for k, v in OPTIONS.items()]
+    t0 = time.time()
+    proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    save_dir = tmp_path / "runs" / "detect" / "cam"
+    deadline = time.time() + 300
+    while proc.poll() is None and time.time() < deadline:
+        if (save_dir / MANIFEST_NAME).exists() and len(image_lines(save_dir)) >= 4:
+            break
+        time.sleep(0.01)
+    assert proc.poll() is None, f"the run ended before it could be stopped: {proc.stderr.read()[-2000:]}"
+    signalled = time.time()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    stop_seconds, total_seconds = time.time() - signalled, time.time() - t0
+    assert proc.returncode == 143, err[-3000:]
+
+    summary = summary_of(save_dir)
+    done = image_lines(save_dir)
+    assert summary["status"] == "interrupted" and summary["interrupted"] is True
+    assert 4 <= summary["counts"]["images"] == len(done) < N
+    assert sorted(i["folder"] for i in summary["images"]) == sorted(x["folder"] for x in done)
+    assert (
+        Manifest(save_dir).lines()[-1]["event"] == "end" and Manifest(save_dir).lines()[-1]["status"] == "interrupted"
+    )
+    assert f"interrupted after {len(done)} images" in err
+    for line in done:
+        assert sorted(p.name for p in (save_dir / line["folder"]).iterdir()) == IMAGE_FILES
+
+    from ultralytics_cam.distributed import cam_ray
+
+    resumed = cam_ray(
+        str(model_file("detect")), images, workers=2, project=tmp_path / "runs" / "detect", resume=True, **OPTIONS
+    )
+    assert resumed["sessions"] == 2 and resumed["save_dir"] == str(save_dir)
+    assert_same_run(save_dir, local_run)
+    print(
+        f"\nray SIGTERM: {len(done)} of {N} images done at the signal, exit 143 {stop_seconds:.1f}s after it "
+        f"({total_seconds:.1f}s from start)"
+    )

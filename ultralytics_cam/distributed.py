@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -110,12 +112,19 @@ class CamWorker:
 
 
 def _init_ray(ray: Any) -> None:
-    """Join the cluster of ``RAY_ADDRESS``, or start a local one with this machine's cores (once per process)."""
+    """Join the cluster of ``RAY_ADDRESS``, or start a local one with this machine's cores (once per process).
+
+    ``ray.init`` replaces the process's SIGTERM handler with one that calls ``sys.exit``; a handler the caller had
+    installed (``yolo-cam``'s, which stops the run and writes ``summary.json``) is put back.
+    """
     if ray.is_initialized():
         return
     address = os.environ.get("RAY_ADDRESS")
     LOGGER.info(f"{PREFIX}engine=ray: {'joining ' + address if address else 'starting a local Ray cluster'}")
+    previous = signal.getsignal(signal.SIGTERM)
     ray.init(address=address or None, include_dashboard=False, log_to_driver=False)
+    if callable(previous) and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, previous)
 
 
 def cam_ray(
@@ -125,6 +134,7 @@ def cam_ray(
     workers: int | None = None,
     batch_size: int = 4,
     progress: Callable[[int, int], None] | None = None,
+    stop: Callable[[], bool] | None = None,
     **kwargs: Any,
 ) -> dict:
     """Run a saving CAM run over the images of ``source`` on a Ray Data actor pool; return its ``summary.json``.
@@ -135,6 +145,8 @@ def cam_ray(
         workers: actors in the pool (default: one per GPU, else one per CPU of the cluster less one, at least one).
         batch_size: files per ``map_batches`` call (a unit of work handed to one actor).
         progress: called as ``progress(done, total)`` after every image (the CLI's progress bar).
+        stop: checked after every batch that arrives; when it returns True the pool is stopped and the run ends
+            ``interrupted``, with what is done recorded (``yolo-cam``'s SIGINT / SIGTERM handling).
         **kwargs: what :func:`ultralytics_cam.cam` takes: CAM options and Ultralytics predict arguments, including
             ``project``, ``name`` and ``resume``.
 
@@ -182,22 +194,23 @@ def cam_ray(
 
     status, error = "completed", None
     try:
-        if rows:
-            _run_pool(
-                ray,
-                run,
-                rows,
-                path or ray_put(ray, loaded),
-                task or loaded.task,
-                kwargs,
-                workers,
-                batch_size,
-                progress,
-                cv2.IMREAD_GRAYSCALE if getattr(driver.model, "channels", 3) == 1 else cv2.IMREAD_COLOR,
-            )
-        else:
+        if rows and _run_pool(
+            ray,
+            run,
+            rows,
+            path or ray_put(ray, loaded),
+            task or loaded.task,
+            kwargs,
+            workers,
+            batch_size,
+            progress,
+            cv2.IMREAD_GRAYSCALE if getattr(driver.model, "channels", 3) == 1 else cv2.IMREAD_COLOR,
+            stop,
+        ):
+            status = "interrupted"
+        elif not rows:
             LOGGER.info(f"{PREFIX}nothing left to do in {run.save_dir}: every image is complete")
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit):  # Ctrl-C, or SIGTERM through Ray's own handler (sys.exit)
         status = "interrupted"
         raise
     except Exception as e:
@@ -229,8 +242,15 @@ def _run_pool(
     batch_size: int,
     progress: Callable[[int, int], None] | None,
     read_flag: int,
-) -> None:
-    """Stream ``rows`` through the actor pool and record each image in the run as its result arrives."""
+    stop: Callable[[], bool] | None = None,
+) -> bool:
+    """Stream ``rows`` through the actor pool and record each image in the run as its result arrives.
+
+    Returns whether ``stop`` ended it early. Leaving the loop closes Ray Data's iterator, which shuts its executor
+    down and with it the actor pool.
+    """
+    if stop is not None and stop():  # stopped while the driver set up: no pool is started
+        return True
     _init_ray(ray)
     resources = ray.cluster_resources()
     gpus = int(resources.get("GPU", 0)) if str(kwargs.get("device", "")) != "cpu" else 0
@@ -258,8 +278,21 @@ def _run_pool(
         # only the driver records images in the manifest, once each, as their results arrive.
         runtime_env={"env_vars": env} if env else None,
     )
+    batches = ds.iter_batches(batch_size=None, batch_format="numpy")
+    try:
+        return _record_batches(batches, run, len(rows), progress, stop)
+    finally:
+        close = getattr(batches, "close", None)
+        if close is not None:  # a stopped run: Ray Data shuts its executor, and the actor pool, down
+            close()
+
+
+def _record_batches(
+    batches: Any, run: Any, total: int, progress: Callable[[int, int], None] | None, stop: Callable[[], bool] | None
+) -> bool:
+    """Record each image of the batches as they arrive; return whether ``stop`` ended it early."""
     done, seen = 0, set()
-    for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+    for batch in batches:
         for source, line, err in zip(batch["source"], batch["line"], batch["error"]):
             if str(source) in seen:  # a retried batch whose first outputs had already arrived: recorded once
                 continue
@@ -270,13 +303,21 @@ def _run_pool(
                 run.record_image(json.loads(str(line)), sync=False)
             done += 1
             if progress is not None:
-                progress(done, len(rows))
+                progress(done, total)
         if run.manifest is not None:
             run.manifest.sync()  # group commit: the batch's lines were flushed one by one, fsynced here once
+        if stop is not None and stop():
+            LOGGER.info(f"{PREFIX}engine=ray: stopping the pool after {done} of {total} images")
+            return True
+    return False
 
 
 def run_predict_ray(model: Any, source: Any, cam: dict, ult: dict, verbose: bool) -> int:
     """``yolo-cam predict engine=ray``: :func:`cam_ray` with a progress bar and the CLI's messages; the exit code.
+
+    SIGINT and SIGTERM stop it as they stop a local run: after the batch that arrives next, the pool is stopped and
+    the run-level files are written for what is done (``summary.json`` says ``interrupted``); the exit code is
+    130 or 143, and ``resume=True`` goes on. A second signal aborts at once (the summary is still written).
 
     Raises:
         cli.UsageError: Ray is not installed (with the install command), or an option is invalid.
@@ -287,7 +328,7 @@ def run_predict_ray(model: Any, source: Any, cam: dict, ult: dict, verbose: bool
 
     from ultralytics.utils import TQDM
 
-    from .cli import EXIT_OK, RunError, UsageError, _plural, _say
+    from .cli import EXIT_OK, GracefulInterrupt, RunError, UsageError, _plural, _say
     from .errors import CamError
 
     try:
@@ -303,16 +344,25 @@ def run_predict_ray(model: Any, source: Any, cam: dict, ult: dict, verbose: bool
     ult = {k: v for k, v in ult.items() if k != "save"}
     workers = ult.pop("workers", None)
     t0 = time.time()
-    try:
-        summary = cam_ray(model, source, workers=workers, progress=progress, **cam, **ult)
-    except (CamError, ValueError, FileNotFoundError) as e:
-        raise UsageError(str(e)) from e
-    except Exception as e:
-        raise RunError(f"the run failed: {type(e).__name__}: {e}") from e
-    finally:
-        bar.close()
+    with GracefulInterrupt() as signals:
+        try:
+            summary = cam_ray(
+                model, source, workers=workers, progress=progress, stop=lambda: signals.requested, **cam, **ult
+            )
+        except (CamError, ValueError, FileNotFoundError) as e:
+            raise UsageError(str(e)) from e
+        except Exception as e:
+            raise RunError(f"the run failed: {type(e).__name__}: {e}") from e
+        finally:
+            bar.close()
     seconds = time.time() - t0
     counts, skipped = summary["counts"], summary["skipped"]
+    if summary["status"] == "interrupted":
+        _say(
+            f"interrupted after {_plural(counts['images'], 'image')}; they and summary.json are in "
+            f"{summary['save_dir']} (resume=True goes on)."
+        )
+        return signals.exit_code
     if not counts["images"]:
         reasons = "; ".join(f"{Path(s['source']).name}: {s['reason']}" for s in skipped[:5])
         raise RunError(f"no input could be explained{' (' + reasons + ')' if reasons else ''}.")
