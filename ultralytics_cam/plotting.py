@@ -8,7 +8,9 @@ import numpy as np
 __all__ = ["COLORMAPS", "colorize", "colormap_id", "overlay", "renormalize_in_boxes"]
 
 #: OpenCV colormap names users may pass (``colormap="jet"``, ``"COLORMAP_TURBO"``, ...), lower case without prefix.
-COLORMAPS = {name[len("COLORMAP_") :].lower(): getattr(cv2, name) for name in dir(cv2) if name.startswith("COLORMAP_")}
+COLORMAPS: dict[str, int] = {
+    name[len("COLORMAP_") :].lower(): getattr(cv2, name) for name in dir(cv2) if name.startswith("COLORMAP_")
+}
 
 
 def colormap_id(name: str | int) -> int:
@@ -27,12 +29,16 @@ def colormap_id(name: str | int) -> int:
 
 def colorize(heatmap: np.ndarray, colormap: str | int = "jet") -> np.ndarray:
     """Return the BGR uint8 colour image of a (H, W) map in [0, 1] (values outside are clipped, never wrapped)."""
-    return cv2.applyColorMap(np.round(np.clip(heatmap, 0, 1) * 255).astype(np.uint8), colormap_id(colormap))
+    colored: np.ndarray = cv2.applyColorMap(
+        np.round(np.clip(heatmap, 0, 1) * 255).astype(np.uint8), colormap_id(colormap)
+    )
+    return colored
 
 
 def overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.5, colormap: str | int = "jet") -> np.ndarray:
     """Blend the coloured ``heatmap`` over the BGR ``image`` (same height and width); ``alpha`` is the map's weight."""
-    return cv2.addWeighted(image, 1.0 - alpha, colorize(heatmap, colormap), alpha, 0.0)
+    blended: np.ndarray = cv2.addWeighted(image, 1.0 - alpha, colorize(heatmap, colormap), alpha, 0.0)
+    return blended
 
 
 def renormalize_in_boxes(maps: np.ndarray, masks: np.ndarray) -> np.ndarray:

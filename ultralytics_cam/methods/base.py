@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 
 if TYPE_CHECKING:
     from ..heads import Selection
+    from ..maps import CamMaps
 
 __all__ = ["CamMethod", "LayerContext", "LocalGradients", "MethodSpec", "minmax"]
 
@@ -40,7 +41,7 @@ class LayerContext:
 
     image: torch.Tensor
     selection: Selection
-    layer: Any
+    layer: int | str
     eigen_smooth: bool = False
     score: Callable[..., torch.Tensor] | None = None
     hvp: torch.Tensor | None = None
@@ -155,7 +156,7 @@ class CamMethod:
         c, (h, w) = local.acts.shape[1], local.acts.shape[-2:]
         out = local.acts.new_zeros((len(local.image), h, w))
         chunk = max(1, LOCAL_DENSE_BUDGET_BYTES // max(c * h * w * 4, 1))
-        for b in local.image.unique().tolist():
+        for b in torch.unique(local.image).tolist():
             rows = (local.image == b).nonzero().view(-1)
             for start in range(0, len(rows), chunk):
                 part = rows[start : start + chunk]
@@ -188,7 +189,7 @@ class CamMethod:
         """Return (n, H, W) maps drawn directly in input space (only for ``uses_activations = False``)."""
         raise NotImplementedError
 
-    def lazy_input_maps(self, selection: Selection, task: str, imgsz: tuple[int, int]) -> Any:
+    def lazy_input_maps(self, selection: Selection, task: str, imgsz: tuple[int, int]) -> CamMaps:
         """Return the maps of :meth:`input_maps` as :class:`~ultralytics_cam.maps.CamMaps` (default: drawn now)."""
         from ..maps import CamMaps
 

@@ -29,6 +29,7 @@ class ShapleyCAM(CamMethod):
 
     def layer_map(self, acts: torch.Tensor, grads: torch.Tensor | None, ctx: LayerContext) -> torch.Tensor:
         """Weights from grad - hvp / 2, summed over channels with the activations."""
+        assert grads is not None  # needs_gradients: the engine always passes them
         hvp = ctx.hvp if ctx.hvp is not None else 0
         w = (grads - 0.5 * hvp).mean((2, 3))
         return torch.einsum("nc,chw->nhw", w, acts[0])

@@ -7,10 +7,15 @@ nothing beyond the boxes themselves; a CAM method that cannot beat it on localis
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 
 from .base import CamMethod
+
+if TYPE_CHECKING:
+    from ..heads import Selection
+    from ..maps import CamMaps
 
 __all__ = ["ConfidenceMap"]
 
@@ -34,11 +39,11 @@ class ConfidenceMap(CamMethod):
     #: Profiles are cut where they fall below 1e-9 of the confidence: 6 sigma beyond the box edge.
     reach = 6.0
 
-    def input_maps(self, selection, task: str, imgsz: tuple[int, int]) -> torch.Tensor:
+    def input_maps(self, selection: Selection, task: str, imgsz: tuple[int, int]) -> torch.Tensor:
         """Draw the (n, H, W) maps in model-input space."""
         return self._draw(selection, task, imgsz, 0, imgsz[0], 0, imgsz[1])
 
-    def lazy_input_maps(self, selection, task: str, imgsz: tuple[int, int]):
+    def lazy_input_maps(self, selection: Selection, task: str, imgsz: tuple[int, int]) -> CamMaps:
         """Each map drawn on demand, on the rectangle where it exceeds 1e-9 of its confidence (box + 6 sigma)."""
         from ..maps import CamMaps
 
@@ -76,7 +81,9 @@ class ConfidenceMap(CamMethod):
 
         return CamMaps.from_renderer(n, imgsz, render, support)
 
-    def _draw(self, selection, task: str, imgsz: tuple[int, int], y0: int, y1: int, x0: int, x1: int) -> torch.Tensor:
+    def _draw(
+        self, selection: Selection, task: str, imgsz: tuple[int, int], y0: int, y1: int, x0: int, x1: int
+    ) -> torch.Tensor:
         """Draw the (n, y1 - y0, x1 - x0) maps on rows [y0, y1) and columns [x0, x1) of model-input space."""
         conf = selection.conf.float().cpu()
         if task == "classify":

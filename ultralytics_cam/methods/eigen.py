@@ -7,6 +7,8 @@ arbitrary sign that grad-cam leaves to the solver.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from .base import CamMethod, LayerContext, LocalGradients
@@ -36,9 +38,12 @@ class EigenGradCAM(CamMethod):
 
     def layer_map(self, acts: torch.Tensor, grads: torch.Tensor | None, ctx: LayerContext) -> torch.Tensor:
         """Project grads * activations."""
+        assert grads is not None  # needs_gradients: the engine always passes them
         return project(grads * acts)
 
-    def local_layer_map(self, local: LocalGradients, context) -> torch.Tensor:
+    def local_layer_map(
+        self, local: LocalGradients, context: Callable[[int, torch.Tensor], LayerContext]
+    ) -> torch.Tensor:
         """Project the window of grads * activations (exactly, see ``project_windows``)."""
         out = project_windows(local.grads * local.windows, local)
         return super().local_layer_map(local, context) if out is None else out
@@ -52,9 +57,12 @@ class SegEigenCAM(CamMethod):
 
     def layer_map(self, acts: torch.Tensor, grads: torch.Tensor | None, ctx: LayerContext) -> torch.Tensor:
         """Project |grads| * activations."""
+        assert grads is not None  # needs_gradients: the engine always passes them
         return project(grads.abs() * acts)
 
-    def local_layer_map(self, local: LocalGradients, context) -> torch.Tensor:
+    def local_layer_map(
+        self, local: LocalGradients, context: Callable[[int, torch.Tensor], LayerContext]
+    ) -> torch.Tensor:
         """Project the window of |grads| * activations (exactly, see ``project_windows``)."""
         out = project_windows(local.grads.abs() * local.windows, local)
         return super().local_layer_map(local, context) if out is None else out

@@ -16,7 +16,8 @@ What we replace, and why:
 from __future__ import annotations
 
 import functools
-from typing import ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -40,7 +41,7 @@ __all__ = [
 
 
 @functools.cache
-def grad_cam_host(class_name: str) -> object:
+def grad_cam_host(class_name: str) -> Any:  # a grad-cam instance: grad-cam ships no types
     """Return an inert instance of a grad-cam class whose pure weighting methods we can call.
 
     It is built on a one-parameter dummy module with no target layers, so it registers no hooks anywhere; its
@@ -68,6 +69,7 @@ class _WeightsMethod(CamMethod):
         Its formulas sum n x C x h x w terms (GradCAM++ divides by a sum of activations times g^3); in float32 the
         rounding alone moved GradCAM++ maps by 3e-5, more than the 1e-5 the local and dense routes must agree to.
         """
+        assert grads is not None  # a weights method needs gradients: the engine passes them (RandomCAM a placeholder)
         w = grad_cam_host(self.grad_cam_class).get_cam_weights(None, None, None, _np(acts, 64), _np(grads, 64))
         return torch.from_numpy(np.ascontiguousarray(w, dtype=np.float32)).to(acts.device)
 
@@ -86,7 +88,9 @@ class _WeightsMethod(CamMethod):
         """
         raise NotImplementedError
 
-    def local_layer_map(self, local: LocalGradients, context) -> torch.Tensor:
+    def local_layer_map(
+        self, local: LocalGradients, context: Callable[[int, torch.Tensor], LayerContext]
+    ) -> torch.Tensor:
         """Weights from the windows, then the channel sum over each image's whole map (one einsum per image)."""
         if context(int(local.image[0]), local.image[:1]).eigen_smooth:
             return super().local_layer_map(local, context)  # projects (m, C, h, w) weighted maps: the dense route
@@ -96,7 +100,7 @@ class _WeightsMethod(CamMethod):
         )
         w = self.window_weights(double, sums, local.acts.shape[-2] * local.acts.shape[-1]).float()
         out = local.acts.new_zeros((len(w), *local.acts.shape[-2:]))
-        for b in local.image.unique().tolist():
+        for b in torch.unique(local.image).tolist():
             rows = (local.image == b).nonzero().view(-1)
             out[rows] = torch.einsum("nc,chw->nhw", w[rows], local.acts[b])
         return out
@@ -150,7 +154,9 @@ class RandomCAM(_WeightsMethod):
     grad_cam_class = "RandomCAM"
     needs_gradients = False
 
-    def local_layer_map(self, local: LocalGradients, context) -> torch.Tensor:
+    def local_layer_map(
+        self, local: LocalGradients, context: Callable[[int, torch.Tensor], LayerContext]
+    ) -> torch.Tensor:
         """Not reached: a method without gradients never takes the local route."""
         raise NotImplementedError
 
@@ -174,12 +180,15 @@ class _ImageMethod(CamMethod):
 
         grad-cam's own ``eigen_smooth`` path would run its slow full SVD (and HiResCAM prints a warning to stdout).
         """
+        assert grads is not None  # an element-wise method needs gradients: the engine always passes them
         if ctx.eigen_smooth:
             return project(self.weighted(acts, grads))
         cam = grad_cam_host(self.grad_cam_class).get_cam_image(None, None, None, _np(acts), _np(grads), False)
         return torch.from_numpy(np.ascontiguousarray(cam, dtype=np.float32)).to(acts.device)
 
-    def local_layer_map(self, local: LocalGradients, context) -> torch.Tensor:
+    def local_layer_map(
+        self, local: LocalGradients, context: Callable[[int, torch.Tensor], LayerContext]
+    ) -> torch.Tensor:
         """The channel sum of the weighted window, placed on the map: zero elsewhere, where the gradient is zero."""
         if context(int(local.image[0]), local.image[:1]).eigen_smooth:
             return super().local_layer_map(local, context)

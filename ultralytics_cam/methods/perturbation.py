@@ -14,6 +14,8 @@ The mathematics is grad-cam's, with the deviations named in each class.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 
@@ -39,13 +41,14 @@ class ScoreCAM(CamMethod):
 
     def layer_map(self, acts: torch.Tensor, grads: torch.Tensor | None, ctx: LayerContext) -> torch.Tensor:
         """Score the input masked by every channel, in batches; all predictions are scored on each forward."""
-        image = ctx.image
+        image, score = ctx.image, ctx.score
+        assert score is not None  # runs_forwards: the engine always passes score
         up = F.interpolate(acts, size=image.shape[-2:], mode="bilinear", align_corners=True)[0]  # (C, H, W)
         flat = up.flatten(1)
         lo, hi = flat.amin(1)[:, None, None], flat.amax(1)[:, None, None]
         up = (up - lo) / (hi - lo + 1e-8)
         scores = torch.cat(
-            [ctx.score(image * up[i : i + PERTURBATION_BATCH, None]) for i in range(0, len(up), PERTURBATION_BATCH)]
+            [score(image * up[i : i + PERTURBATION_BATCH, None]) for i in range(0, len(up), PERTURBATION_BATCH)]
         )  # (C, n)
         weights = torch.softmax(scores.T.float(), dim=-1)  # (n, C)
         return torch.einsum("nc,chw->nhw", weights, acts[0])
@@ -66,18 +69,21 @@ class AblationCAM(CamMethod):
 
     def layer_map(self, acts: torch.Tensor, grads: torch.Tensor | None, ctx: LayerContext) -> torch.Tensor:
         """Zero one channel per copy of the input through a forward hook on the layer."""
-        channels = acts.shape[1]
-        base = ctx.score(ctx.image)[0]  # (n,)
+        channels, score = acts.shape[1], ctx.score
+        assert score is not None  # runs_forwards: the engine always passes score
+        base = score(ctx.image)[0]  # (n,)
         drops = []
         for start in range(0, channels, PERTURBATION_BATCH):
             chans = torch.arange(start, min(start + PERTURBATION_BATCH, channels), device=acts.device)
 
-            def ablate(module, inputs, output, chans=chans):
+            def ablate(
+                module: torch.nn.Module, inputs: tuple[Any, ...], output: torch.Tensor, chans: torch.Tensor = chans
+            ) -> torch.Tensor:
                 output = output.clone()
                 output[torch.arange(len(chans), device=output.device), chans] = 0
                 return output
 
-            drops.append(ctx.score(ctx.image.expand(len(chans), -1, -1, -1), hook=ablate))
+            drops.append(score(ctx.image.expand(len(chans), -1, -1, -1), hook=ablate))
         ablated = torch.cat(drops)  # (C, n)
         weights = (base[None] - ablated) / base[None].abs().clamp(min=1e-7)  # (C, n)
         return torch.einsum("cn,chw->nhw", weights.float(), acts[0])

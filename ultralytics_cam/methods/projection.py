@@ -12,7 +12,12 @@ negative (``|min| > |max|``), so salient regions come out positive.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
+
+if TYPE_CHECKING:
+    from .base import LocalGradients
 
 __all__ = ["project", "project_windows"]
 
@@ -34,7 +39,7 @@ def project(x: torch.Tensor) -> torch.Tensor:
     return proj.view(n, h, w).to(x.dtype)
 
 
-def project_windows(values: torch.Tensor, local) -> torch.Tensor | None:
+def project_windows(values: torch.Tensor, local: LocalGradients) -> torch.Tensor | None:
     """:func:`project` of maps that are zero outside one window each, without building them: (m, h, w), or None.
 
     ``values`` (m, C, k, k) are the windows of the (m, C, h, w) maps described by ``local``
