@@ -27,7 +27,7 @@ def install() -> None:
     """Add ``Model.cam`` (idempotent)."""
     from ultralytics.engine.model import Model
 
-    Model.cam = _model_cam
+    Model.cam = _model_cam  # type: ignore[attr-defined]  # adding Model.cam at run time is this module's job
 
 
 def uninstall() -> None:
@@ -35,7 +35,7 @@ def uninstall() -> None:
     from ultralytics.engine.model import Model
 
     if Model.__dict__.get("cam") is _model_cam:
-        del Model.cam
+        del Model.cam  # type: ignore[attr-defined]  # the attribute install() added at run time
 
 
 def is_installed() -> bool:

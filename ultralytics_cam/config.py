@@ -99,15 +99,15 @@ class CamConfig:
                 raise TypeError(f"{name}={getattr(self, name)!r} is not valid: use True or False.")
         object.__setattr__(self, "region", parse_region(self.region))
 
-    def display(self) -> dict:
+    def display(self) -> dict[str, Any]:
         """The drawing options, as ``CamResult.plot`` takes them."""
         return {k: getattr(self, k) for k in ("alpha", "colormap", "show_boxes", "renormalize")}
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """All options as a plain dict (the resolved specs are not options)."""
         return {name: getattr(self, name) for name in CAM_DEFAULTS}
 
-    def __reduce__(self) -> tuple:
+    def __reduce__(self) -> tuple[Callable[[dict[str, Any]], CamConfig], tuple[dict[str, Any]]]:
         """Pickle the options only (plugin specs may hold closures); unpickling resolves them again."""
         return (_from_options, (self.to_dict(),))
 
@@ -173,6 +173,11 @@ def _imgsz_ok(v: Any) -> bool:
     return (_whole(v) or 0) >= 1
 
 
+def _line_width_ok(v: Any) -> bool:
+    whole = _whole(v)
+    return v is None or (whole is not None and whole >= 0)
+
+
 #: Numeric Ultralytics predict keys and what they accept: (check, allowed values in words). Ultralytics checks their
 #: types (and ``max_det``, ``vid_stride``, ``iou`` ranges) only in its CLI, and ``batch=0`` ends in a ZeroDivisionError
 #: deep in its loader, so both ``model.cam`` and ``yolo-cam`` check them here, before any work.
@@ -182,7 +187,7 @@ NUMERIC_ULTRALYTICS_KEYS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "max_det": (lambda v: (_whole(v) or 0) >= 1, "a whole number >= 1 (predictions kept per image)"),
     "vid_stride": (lambda v: (_whole(v) or 0) >= 1, "a whole number >= 1 (1 reads every video frame)"),
     "line_width": (
-        lambda v: v is None or (_whole(v) is not None and _whole(v) >= 0),
+        _line_width_ok,
         "a whole number >= 1 (pixels), or 0 or None for a width scaled to the image",
     ),
     "iou": (

@@ -16,13 +16,20 @@ import contextlib
 import functools
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
 from ._logging import LOGGER, PREFIX
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+    from matplotlib.image import AxesImage
+
+    from .result import CamResult
 
 __all__ = ["cjk_font", "compare_figure", "explain_figure", "font_family", "grid_figure"]
 
@@ -71,7 +78,7 @@ def cjk_font() -> str | None:
     return found
 
 
-def font_family(texts: list[str] = ()) -> list[str]:
+def font_family(texts: Sequence[str] = ()) -> list[str]:
     """The font fallback list for ``texts``: DejaVu Sans, then a CJK font when one is installed.
 
     Logs a warning when a text is not ASCII and no CJK font is installed, naming the packages to install.
@@ -89,7 +96,7 @@ def _rgb(bgr: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(bgr[..., ::-1])
 
 
-def _cmap(cam: Any) -> str:
+def _cmap(cam: CamResult) -> str:
     """The matplotlib colormap of the CAM's OpenCV colormap name (the two libraries share jet, turbo, viridis...)."""
     from matplotlib import colormaps
 
@@ -102,7 +109,7 @@ def _labels(result: Any) -> list[str]:
     return [f"{result.names.get(int(c), str(int(c)))} {float(p):.2f}" for c, p in zip(cam.cls, cam.conf)]
 
 
-def _draw_predictions(ax: Any, result: Any) -> None:
+def _draw_predictions(ax: Axes, result: Any) -> None:
     """Boxes (rotated for OBB) and labels drawn by matplotlib, so every script renders with the figure's fonts."""
     from matplotlib.patches import Polygon, Rectangle
 
@@ -115,7 +122,7 @@ def _draw_predictions(ax: Any, result: Any) -> None:
         polys = result.obb.xyxyxyxy.cpu().numpy()
         for poly, label in zip(polys, labels):
             ax.add_patch(Polygon(poly, closed=True, fill=False, edgecolor="lime", linewidth=1.5))
-            ax.text(*poly[0], label, fontsize=7, color="black", va="bottom",
+            ax.text(poly[0][0], poly[0][1], label, fontsize=7, color="black", va="bottom",
                     bbox={"facecolor": "lime", "alpha": 0.8, "pad": 1, "linewidth": 0})  # fmt: skip
         return
     if result.boxes is None:
@@ -147,7 +154,7 @@ def _fonts(texts: list[str]) -> Iterator[None]:
         logger.setLevel(level)
 
 
-def _new_figure(rows: int, cols: int, hw: tuple[int, int], extra_width: float = 0.0) -> Any:
+def _new_figure(rows: int, cols: int, hw: tuple[int, int], extra_width: float = 0.0) -> Figure:
     """A figure whose panels have the image's aspect ratio (plus room for titles and an optional colorbar)."""
     from matplotlib.figure import Figure
 
@@ -161,7 +168,7 @@ def _new_figure(rows: int, cols: int, hw: tuple[int, int], extra_width: float = 
     return fig
 
 
-def _image_axis(ax: Any, image: np.ndarray, title: str | None = None, **kwargs: Any) -> Any:
+def _image_axis(ax: Axes, image: np.ndarray, title: str | None = None, **kwargs: Any) -> AxesImage:
     handle = ax.imshow(image, aspect="equal", interpolation="antialiased", **kwargs)
     ax.set_xticks([])
     ax.set_yticks([])
@@ -170,7 +177,7 @@ def _image_axis(ax: Any, image: np.ndarray, title: str | None = None, **kwargs: 
     return handle
 
 
-def _save(fig: Any, path: str | Path) -> Path:
+def _save(fig: Figure, path: str | Path) -> Path:
     from .writers import atomic_write_bytes
 
     buf = io.BytesIO()
@@ -180,7 +187,13 @@ def _save(fig: Any, path: str | Path) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
-def explain_figure(result: Any, path: str | Path | None = None, index: int | None = None, title: str | None = None):
+@overload
+def explain_figure(result: Any, path: None = None, index: int | None = None, title: str | None = None) -> Figure: ...
+@overload
+def explain_figure(result: Any, path: str | Path, index: int | None = None, title: str | None = None) -> Path: ...
+def explain_figure(
+    result: Any, path: str | Path | None = None, index: int | None = None, title: str | None = None
+) -> Path | Figure:
     """Original (with the predictions) | heatmap | overlay, with a colorbar; saved to ``path`` when given.
 
     Args:
@@ -209,7 +222,13 @@ def explain_figure(result: Any, path: str | Path | None = None, index: int | Non
         return fig if path is None else _save(fig, path)
 
 
-def grid_figure(items: list[tuple[str, Any]], path: str | Path | None = None, title: str | None = None, cols: int = 4):
+@overload
+def grid_figure(items: list[tuple[str, Any]], path: None = None, title: str | None = None, cols: int = 4) -> Figure: ...
+@overload
+def grid_figure(items: list[tuple[str, Any]], path: str | Path, title: str | None = None, cols: int = 4) -> Path: ...
+def grid_figure(
+    items: list[tuple[str, Any]], path: str | Path | None = None, title: str | None = None, cols: int = 4
+) -> Path | Figure:
     """One image across candidates: an overlay per ``(label, result)``, ``cols`` per row; saved to ``path`` when given.
 
     Returns:
@@ -238,7 +257,13 @@ def grid_figure(items: list[tuple[str, Any]], path: str | Path | None = None, ti
         return fig if path is None else _save(fig, path)
 
 
-def compare_figure(rows: list[tuple[str, Any]], path: str | Path | None = None, title: str | None = None):
+@overload
+def compare_figure(rows: list[tuple[str, Any]], path: None = None, title: str | None = None) -> Figure: ...
+@overload
+def compare_figure(rows: list[tuple[str, Any]], path: str | Path, title: str | None = None) -> Path: ...
+def compare_figure(
+    rows: list[tuple[str, Any]], path: str | Path | None = None, title: str | None = None
+) -> Path | Figure:
     """Models side by side: a row per ``(label, result)``, columns detection and heatmap overlay.
 
     Returns:

@@ -6,6 +6,7 @@ level), the decoder inputs of RT-DETR, the last spatial layer feeding a Classify
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -84,16 +85,27 @@ def reset_head_caches(head: torch.nn.Module) -> None:
             setattr(head, name, None)
 
 
+def _blocks(net: torch.nn.Module) -> Any:
+    """Return ``net.model``, the ``nn.Sequential`` of top-level layers Ultralytics' ``parse_model`` builds.
+
+    Typed ``Any``: its layers carry the ``.i`` / ``.f`` attributes ``parse_model`` sets, which torch's
+    ``Module.__getattr__`` would type as ``Tensor | Module``.
+    """
+    return net.model
+
+
 def auto_layers(net: torch.nn.Module) -> list[int]:
     """Return the indices of the layers the head reads (its ``.f``), made non-negative."""
-    head = net.model[-1]
+    head = _blocks(net)[-1]
     f = [head.f] if isinstance(head.f, int) else list(head.f)
     if type(head).__name__ == "SemanticSegment":
         f = f[:1]  # its second input feeds only the auxiliary head, which runs in training alone
     return [head.i + j if j < 0 else j for j in f]
 
 
-def resolve_layers(net: torch.nn.Module, spec: LayerSpec, *, imgsz: Any = 640, verbose: bool = True) -> list[Layer]:
+def resolve_layers(
+    net: torch.nn.Module, spec: LayerSpec, *, imgsz: int | Sequence[int] = 640, verbose: bool = True
+) -> list[Layer]:
     """Turn a parsed ``layers=`` value (:func:`parse_layers`, ``CamConfig.layer_spec``) into :class:`Layer` objects.
 
     Args:
@@ -106,15 +118,16 @@ def resolve_layers(net: torch.nn.Module, spec: LayerSpec, *, imgsz: Any = 640, v
         LayerError: an index or name does not exist, or names the head; the message lists every valid layer with its
             module type and output shape.
     """
-    head = net.model[-1]
+    blocks = _blocks(net)
+    head = blocks[-1]
     labels = auto_layers(net) if spec == "auto" else spec
     layers = []
     for position, label in enumerate(labels):
         module = None
         if isinstance(label, int):
-            i = label + len(net.model) if label < 0 else label
-            if 0 <= i < len(net.model) - 1:
-                module, label = net.model[i], i
+            i = label + len(blocks) if label < 0 else label
+            if 0 <= i < len(blocks) - 1:
+                module, label = blocks[i], i
         else:
             try:
                 module = net.get_submodule(label)
@@ -141,12 +154,13 @@ def resolve_layers(net: torch.nn.Module, spec: LayerSpec, *, imgsz: Any = 640, v
     return layers
 
 
-def layer_table(net: torch.nn.Module, imgsz: Any = 640) -> list[dict]:
+def layer_table(net: torch.nn.Module, imgsz: int | Sequence[int] = 640) -> list[dict[str, Any]]:
     """Run one forward on a blank image and return every top-level layer's index, type and output shape."""
     size = (imgsz, imgsz) if isinstance(imgsz, int) else tuple(imgsz)
-    shapes: dict[int, Any] = {}
+    blocks = _blocks(net)
+    shapes: dict[int, tuple[int, ...] | str] = {}
 
-    def shape_of(x: Any) -> Any:
+    def shape_of(x: object) -> tuple[int, ...] | str:
         if isinstance(x, torch.Tensor):
             return tuple(x.shape)
         if isinstance(x, (list, tuple)):
@@ -155,29 +169,29 @@ def layer_table(net: torch.nn.Module, imgsz: Any = 640) -> list[dict]:
 
     handles = [
         m.register_forward_hook(lambda mod, inp, out, i=i: shapes.__setitem__(i, shape_of(out)))
-        for i, m in enumerate(net.model)
+        for i, m in enumerate(blocks)
     ]
     try:
         p = next(net.parameters())
         with torch.inference_mode(False), torch.no_grad():
-            reset_head_caches(net.model[-1])  # anchors cached in inference mode would be reused at another size
+            reset_head_caches(blocks[-1])  # anchors cached in inference mode would be reused at another size
             net(torch.zeros((1, getattr(net, "channels", 3) or 3, *size), device=p.device, dtype=p.dtype))
-            reset_head_caches(net.model[-1])
+            reset_head_caches(blocks[-1])
     finally:
         for h in handles:
             h.remove()
     auto = set(auto_layers(net))
     rows = []
-    for i, m in enumerate(net.model):
+    for i, m in enumerate(blocks):
         shape = shapes.get(i, "not run")
-        usable = isinstance(shape, tuple) and len(shape) == 4 and i < len(net.model) - 1
+        usable = isinstance(shape, tuple) and len(shape) == 4 and i < len(blocks) - 1
         rows.append(
             {"index": i, "type": type(m).__name__, "from": m.f, "shape": shape, "usable": usable, "auto": i in auto}
         )
     return rows
 
 
-def describe_layers(net: torch.nn.Module, imgsz: Any = 640) -> str:
+def describe_layers(net: torch.nn.Module, imgsz: int | Sequence[int] = 640) -> str:
     """Return a text table of the layers (index, type, output shape at ``imgsz``), ``auto`` ones marked."""
     rows = layer_table(net, imgsz)
     lines = [f"  {'index':>5}  {'type':<16} {'output shape':<22} note"]

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .registry import Spec
 
 __all__ = [
     "CAM_KEY_HELP",
@@ -116,9 +120,9 @@ VAL_KEY_HELP: dict[str, tuple[str, str]] = {
 @functools.cache
 def ultralytics_key_help() -> dict[str, str]:
     """Return Ultralytics' own one-line description of every key, read from the comments of its ``default.yaml``."""
-    from ultralytics.cfg import DEFAULT_CFG_PATH
+    from ultralytics.utils import DEFAULT_CFG_PATH
 
-    out = {}
+    out: dict[str, str] = {}
     for line in DEFAULT_CFG_PATH.read_text(encoding="utf-8").splitlines():
         m = re.match(r"^(\w+):[^#]*#\s*(?:\([^)]*\)\s*)?(.*)$", line)
         if m:
@@ -132,7 +136,7 @@ def _key_line(key: str, default: Any, text: str, example: str) -> str:
     return f"{left:<30} {text}{example}"
 
 
-def _ultralytics_lines(keys: tuple[str, ...] | list[str], defaults: dict | None = None) -> list[str]:
+def _ultralytics_lines(keys: tuple[str, ...] | list[str], defaults: dict[str, Any] | None = None) -> list[str]:
     """One line per key with its default (``defaults`` first: what the mode really uses) and Ultralytics' words."""
     from ultralytics.utils import DEFAULT_CFG_DICT
 
@@ -425,7 +429,7 @@ def plugins_text() -> str:
         status = f"  ERROR: {info.error}" if info.error else ""
         lines.append(f"  {info.name:<24}{where:<28}{what}{status}".rstrip())
     lines.append("")
-    groups = [
+    groups: list[tuple[str, Sequence[Spec]]] = [
         ("methods", plugins.registered_method_specs()),
         ("targets", plugins.registered_target_specs()),
         ("writers", plugins.registered_writer_specs()),

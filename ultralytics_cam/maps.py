@@ -173,12 +173,18 @@ class CamMaps:
     @classmethod
     def from_dense(cls, maps: torch.Tensor, path: str = "dense") -> CamMaps:
         """Maps given as a dense (n, H, W) stack at the input size."""
-        out = cls(len(maps), tuple(maps.shape[-2:]), path)
+        out = cls(len(maps), (maps.shape[-2], maps.shape[-1]), path)
         out._dense = maps.detach().float().cpu()
         return out
 
     def __len__(self) -> int:
         return self.n
+
+    @property
+    def _layer_boxes(self) -> torch.Tensor:
+        """``_boxes``, for code that runs only on maps with layers (:meth:`from_layers` sets both together)."""
+        assert self._boxes is not None  # from_layers sets _boxes whenever _layers is non-empty
+        return self._boxes
 
     @property
     def shared(self) -> bool:
@@ -192,20 +198,26 @@ class CamMaps:
         if self._dense is not None:
             return Patch(0, 0, self._dense[i])
         if self._render is not None:
+            assert self._support is not None  # from_renderer sets _render and _support together
             y0, y1, x0, x1 = (int(v) for v in self._support[i])
             return Patch(y0, x0, self._render(i, y0, y1, x0, x1).float())
         if not self._layers:
             return Patch(0, 0, torch.zeros((0, 0)))
         j = 0 if self._shared else i
-        rows = [(t[j], self._input_box(t.shape[-2:], self._boxes[j, li])) for li, t in enumerate(self._layers)]
+        layer_boxes = self._layer_boxes
+        rows = [(t[j], self._input_box(t.shape[-2:], layer_boxes[j, li])) for li, t in enumerate(self._layers)]
         alive = [(m, box) for m, box in rows if box is not None]
         if not alive:
             return Patch(0, 0, torch.zeros((0, 0)))
         if self._fuse is not None:  # the method's own fusion reads whole maps (RefineCAM's per-layer min-max)
             box = (0, big_h, 0, big_w)
         else:
-            box = (min(b[0] for _, b in alive), max(b[1] for _, b in alive))
-            box += (min(b[2] for _, b in alive), max(b[3] for _, b in alive))
+            box = (
+                min(b[0] for _, b in alive),
+                max(b[1] for _, b in alive),
+                min(b[2] for _, b in alive),
+                max(b[3] for _, b in alive),
+            )
         y0, y1, x0, x1 = box
         if self._fuse is not None:
             fused = self._fuse([self._upsample(m, box)[None] for m, _ in rows])[0]
@@ -231,11 +243,12 @@ class CamMaps:
         """
         out: dict[int, Patch] = {}
         if self._layers and self._fuse is None and not self._shared and self._dense is None and self._render is None:
-            alive = (self._boxes[..., 1] > self._boxes[..., 0]) & (self._boxes[..., 3] > self._boxes[..., 2])  # (n, L)
+            layer_boxes = self._layer_boxes
+            alive = (layer_boxes[..., 1] > layer_boxes[..., 0]) & (layer_boxes[..., 3] > layer_boxes[..., 2])  # (n, L)
             only = torch.where(alive.sum(1) == 1, alive.float().argmax(1), -1).tolist()  # the one live layer, or -1
             for li in range(len(self._layers)):
                 group = [i for i in rows if only[i] == li]
-                boxes = self._boxes[group, li]
+                boxes = layer_boxes[group, li]
                 area = ((boxes[:, 1] - boxes[:, 0] + 2) * (boxes[:, 3] - boxes[:, 2] + 2)).tolist()  # cells, + margin
                 cell = (self.input_hw[0] / self._layers[li].shape[-2]) * (self.input_hw[1] / self._layers[li].shape[-1])
                 start = 0
@@ -253,7 +266,7 @@ class CamMaps:
         big_h, big_w = self.input_hw
         stack = self._layers[li][group]  # (m, h, w)
         h, w = stack.shape[-2:]
-        boxes = self._boxes[group, li]  # (m, 4) y0, y1, x0, x1 at the layer's resolution
+        boxes = self._layer_boxes[group, li]  # (m, 4) y0, y1, x0, x1 at the layer's resolution
         iy0, iy1, ly = axis_weights(h, big_h)
         ix0, ix1, lx = axis_weights(w, big_w)
         ys0, ys1 = torch.searchsorted(iy1, boxes[:, 0].contiguous()), torch.searchsorted(iy0, boxes[:, 1].contiguous())
@@ -293,7 +306,7 @@ class CamMaps:
         return out
 
     # -- helpers ---------------------------------------------------------------------------------------------------
-    def _input_box(self, hw: tuple[int, int], box: torch.Tensor) -> tuple[int, int, int, int] | None:
+    def _input_box(self, hw: tuple[int, ...], box: torch.Tensor) -> tuple[int, int, int, int] | None:
         """The input-size rows/columns where the upsampled layer map can be non-zero, or None for an empty map."""
         y0, y1, x0, x1 = (int(v) for v in box)
         if y1 <= y0 or x1 <= x0:

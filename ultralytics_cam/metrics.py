@@ -91,7 +91,7 @@ class LocalisationScores:
         """Mean share of a matched prediction's map inside its own region."""
         return float(np.mean(self.energy)) if self.energy else float("nan")
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         """The scores as a plain dict."""
         return {
             "predictions": self.predictions,
@@ -110,7 +110,7 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def _inside(point: tuple[int, int], obj: dict) -> bool:
+def _inside(point: tuple[int, int], obj: dict[str, Any]) -> bool:
     import cv2
 
     x, y = point
@@ -118,10 +118,12 @@ def _inside(point: tuple[int, int], obj: dict) -> bool:
         poly = np.asarray(obj["polygon"], np.float32).reshape(-1, 1, 2)
         return cv2.pointPolygonTest(poly, (float(x), float(y)), True) >= -1.0  # 1 px tolerance for rasterisation
     x1, y1, x2, y2 = np.asarray(obj["box_xyxy"], float)
-    return x1 - 1 <= x <= x2 + 1 and y1 - 1 <= y <= y2 + 1
+    return bool(x1 - 1 <= x <= x2 + 1 and y1 - 1 <= y <= y2 + 1)
 
 
-def localisation(result: Any, objects: list[dict], scores: LocalisationScores | None = None) -> LocalisationScores:
+def localisation(
+    result: Any, objects: list[dict[str, Any]], scores: LocalisationScores | None = None
+) -> LocalisationScores:
     """Score one image's ``result.cam`` against its labelled ``objects`` and add to ``scores``.
 
     For every explained prediction that matches a labelled object (same class, box IoU >= 0.5): the pointing game
@@ -167,7 +169,7 @@ def localisation(result: Any, objects: list[dict], scores: LocalisationScores | 
 
 def _own_regions(result: Any) -> np.ndarray:
     """(n, H, W) bool: each explained prediction's mask (segment) or box (rotated for obb); all True for classify."""
-    regions = result.cam.regions()
+    regions: np.ndarray = result.cam.regions()
     if result.masks is not None and len(result.masks) == len(regions):
         import cv2
 
@@ -225,23 +227,25 @@ def random_maps(n: int, hw: tuple[int, int], seed: int = 0, cell: int = 32) -> n
 
 def confidence_maps(result: Any) -> np.ndarray:
     """(n, H, W) ``ConfidenceMap`` maps of the explained predictions of ``result``, at the original size."""
-    from types import SimpleNamespace
-
     import torch
 
+    from .heads import Selection
     from .methods.confidence import ConfidenceMap
 
     cam = result.cam
     h, w = cam.geometry.orig_hw
+    n = len(cam.conf)
     if result.probs is not None:
-        task, boxes = "classify", None
+        task, boxes = "classify", torch.zeros((n, 0))  # ConfidenceMap fills the whole image: no boxes read
     elif result.obb is not None:
         task, boxes = "obb", result.obb.xywhr.float().cpu()
     else:
         task, boxes = "detect", result.boxes.xyxy.float().cpu()
-    selection = SimpleNamespace(conf=cam.conf.float(), boxes=boxes)
+    # ConfidenceMap reads only the confidences and boxes; index is the prediction's position in the result.
+    selection = Selection(torch.arange(n), cam.cls.long(), cam.conf.float(), boxes)
     with torch.no_grad():
-        return ConfidenceMap().input_maps(selection, task, (h, w)).numpy().astype(np.float32)
+        maps: np.ndarray = ConfidenceMap().input_maps(selection, task, (h, w)).numpy().astype(np.float32)
+    return maps
 
 
 def inverted_maps(maps: np.ndarray) -> np.ndarray:
@@ -353,7 +357,8 @@ class FaithfulnessScorer:
         cls = torch.as_tensor(ref["cls"])
         n = len(cls)
         if self.task == "classify":
-            return res.probs.data.float().cpu()[cls].numpy()
+            probs: np.ndarray = res.probs.data.float().cpu()[cls].numpy()
+            return probs
         if self.task == "obb":
             if res.obb is None or not len(res.obb):
                 return np.zeros(n, np.float32)
@@ -374,7 +379,8 @@ class FaithfulnessScorer:
             else:
                 overlap = torch_box_iou(torch.as_tensor(ref["xyxy"]).float(), res.boxes.xyxy.float().cpu())
         same = cls[:, None] == cand_cls[None, :].long()
-        return (overlap * cand_conf[None, :] * same).amax(1).numpy()
+        scores: np.ndarray = (overlap * cand_conf[None, :] * same).amax(1).numpy()
+        return scores
 
     # -- images -----------------------------------------------------------------------------------------------------
     def prepare(self, result: Any) -> _Case:
@@ -463,6 +469,7 @@ class FaithfulnessScorer:
         h, w = case.image.shape[:2]
         flat_img = case.image.reshape(h * w, -1)
         flat_fill = self._filled(case).reshape(h * w, -1)
+        assert case.tiebreak is not None  # prepare() sets it on every case
         tiebreak = case.tiebreak.reshape(-1)  # the same for every map: a fair comparison
         for i, m in enumerate(maps):
             for level in self.levels:
@@ -474,6 +481,7 @@ class FaithfulnessScorer:
                 if level == "image":
                     deleted, revealed = flat_img.copy(), case.blurred.reshape(h * w, -1).copy()
                 else:
+                    assert region is not None  # level "box" skipped the predictions without a region above
                     d, r = self._box_bases(case, region)
                     deleted, revealed = flat_img.copy(), r.reshape(h * w, -1)
                 for k in range(1, self.steps):
@@ -504,7 +512,8 @@ class FaithfulnessScorer:
                 dele[-1], ins[0] = case.ends[(level, "deletion", i)], case.ends[(level, "insertion", i)]
                 curves[(level, "deletion")], curves[(level, "insertion")] = dele, ins
             out.append(PredictionCurves(self.fractions, curves))
-        keys, batch = [], []
+        keys: list[tuple[str, str, int, int]] = []
+        batch: list[np.ndarray] = []
 
         def flush() -> None:
             for (level, kind, i, k), res in zip(keys, self._predict(batch)):
@@ -535,7 +544,7 @@ def faithfulness(
     baselines: tuple[str, ...] = BASELINES,
     scorer: FaithfulnessScorer | None = None,
     **scorer_kwargs: Any,
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """Deletion and insertion areas of every explained prediction in ``results`` (from ``model.cam``), with baselines.
 
     Args:
@@ -578,7 +587,9 @@ def faithfulness(
     return rows
 
 
-def baseline_maps(result: Any, maps: np.ndarray, baselines: tuple[str, ...] = BASELINES, seed: int = 0) -> dict:
+def baseline_maps(
+    result: Any, maps: np.ndarray, baselines: tuple[str, ...] = BASELINES, seed: int = 0
+) -> dict[str, np.ndarray]:
     """``{name: (n, H, W) maps}`` of the requested baselines for ``result``'s explained predictions."""
     out = {}
     for name in baselines:
@@ -591,7 +602,7 @@ def baseline_maps(result: Any, maps: np.ndarray, baselines: tuple[str, ...] = BA
     return out
 
 
-def summarise(rows: list[dict], names: tuple[str, ...] = ("map", *BASELINES)) -> dict[str, dict[str, float]]:
+def summarise(rows: list[dict[str, Any]], names: tuple[str, ...] = ("map", *BASELINES)) -> dict[str, dict[str, float]]:
     """Mean areas over predictions: ``{name: {"image_deletion": ..., ..., "faithfulness": ...}}``.
 
     ``faithfulness`` is insertion minus deletion, averaged over the variants present (higher is better).

@@ -19,11 +19,14 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ._logging import LOGGER, PREFIX
+
+if TYPE_CHECKING:
+    from .metrics import FaithfulnessScorer, _Case
 
 __all__ = [
     "DEFAULT_METHODS",
@@ -140,16 +143,16 @@ class EvalReport:
         save_dir: where the files were written (None with ``save=False``).
     """
 
-    ranking: list[dict]
+    ranking: list[dict[str, Any]]
     baselines: dict[str, dict[str, float]]
     recommendation: str
     images: list[str]
-    settings: dict
+    settings: dict[str, Any]
     status: str = "completed"
     save_dir: Path | None = None
     files: list[Path] = field(default_factory=list)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         """Everything ``eval.json`` holds."""
         from .summary import versions
 
@@ -215,7 +218,7 @@ def _fmt(v: Any, digits: int = 4) -> str:
     return str(v)
 
 
-def _recommend(ranking: list[dict], baselines: dict) -> str:
+def _recommend(ranking: list[dict[str, Any]], baselines: dict[str, dict[str, float]]) -> str:
     ok = [r for r in ranking if not r.get("error") and not math.isnan(r["faithfulness"])]
     if not ok:
         return "No candidate could be evaluated: no image had a prediction to explain, or every candidate failed."
@@ -330,15 +333,15 @@ def evaluate(
         "device": None if device is None else str(device),
         **{k: v for k, v in cam_kwargs.items() if k not in ("conf", "verbose", "target")},
     }
-    cases: dict[int, Any] = {}
-    baseline_rows: list[dict] = []
-    ranking: list[dict] = []
+    cases: dict[int, _Case] = {}
+    baseline_rows: list[dict[str, Any]] = []
+    ranking: list[dict[str, Any]] = []
     first_results: dict[tuple[str, str], Any] = {}
     bar = None
     if progress:
         import sys
 
-        from ultralytics.utils import TQDM
+        from ultralytics.utils.tqdm import TQDM
 
         bar = TQDM(total=len(method_list) * len(layer_sets) * len(images), desc="yolo-cam eval", unit="img",
                    file=sys.stderr)  # fmt: skip
@@ -379,18 +382,24 @@ def _evaluate_candidate(
     images: list[np.ndarray],
     method: str,
     layer_set: str,
-    cam_kwargs: dict,
-    scorer: Any,
-    cases: dict,
-    baseline_rows: list,
+    cam_kwargs: dict[str, Any],
+    scorer: FaithfulnessScorer,
+    cases: dict[int, _Case],
+    baseline_rows: list[dict[str, Any]],
     bar: Any,
-    first_results: dict,
-) -> dict:
+    first_results: dict[tuple[str, str], Any],
+) -> dict[str, Any]:
     """Run one candidate on every image and score it; an error (e.g. a refused method) is recorded, not raised."""
     from . import metrics
     from .errors import CamError
 
-    row = {"method": method, "layers": layer_set, "faithfulness": float("nan"), "empty_maps": 0, "error": ""}
+    row: dict[str, Any] = {
+        "method": method,
+        "layers": layer_set,
+        "faithfulness": float("nan"),
+        "empty_maps": 0,
+        "error": "",
+    }
     t0 = time.perf_counter()
     try:
         results = model.cam(list(images), method=method, layers=layer_set, **cam_kwargs)
@@ -406,7 +415,8 @@ def _evaluate_candidate(
     row["ms_per_image"] = float(np.mean(speeds)) if speeds else wall
     method = results[0].cam.method if results else method  # the canonical spelling
     row["method"] = method
-    rows, own = [], {"pointing_game": [], "energy_in_box": []}
+    rows: list[dict[str, Any]] = []
+    own: dict[str, list[float]] = {"pointing_game": [], "energy_in_box": []}
     for j, r in enumerate(results):
         if j < FIGURE_IMAGES:  # kept for the figures only: every candidate's maps of every image would not fit
             first_results.setdefault((method, layer_set), [None] * FIGURE_IMAGES)[j] = r
@@ -437,7 +447,7 @@ def _evaluate_candidate(
     return row
 
 
-def _put(rows: list[dict], image: int, prediction: int, name: str, aucs: dict) -> None:
+def _put(rows: list[dict[str, Any]], image: int, prediction: int, name: str, aucs: dict[str, float]) -> None:
     for r in rows:
         if r["image"] == image and r["prediction"] == prediction:
             r[name] = aucs
@@ -445,7 +455,7 @@ def _put(rows: list[dict], image: int, prediction: int, name: str, aucs: dict) -
     rows.append({"image": image, "prediction": prediction, name: aucs})
 
 
-def _same_predictions(case: Any, result: Any) -> bool:
+def _same_predictions(case: _Case, result: Any) -> bool:
     """The candidate explained the same predictions the prepared case holds (the maps rank the same boxes)."""
     cls = result.cam.cls.numpy()
     if len(cls) != len(case.cls) or (cls != case.cls).any():
@@ -462,7 +472,7 @@ def _write_eval(
     model: Any,
     names: list[str],
     images: list[np.ndarray],
-    first_results: dict,
+    first_results: dict[tuple[str, str], Any],
     project: Any,
     name: str,
     exist_ok: bool,
@@ -487,7 +497,9 @@ def _write_eval(
     LOGGER.info(f"{PREFIX}eval results saved to {save_dir}")
 
 
-def _eval_figures(report: EvalReport, names: list[str], first_results: dict, save_dir: Path) -> list[Path]:
+def _eval_figures(
+    report: EvalReport, names: list[str], first_results: dict[tuple[str, str], Any], save_dir: Path
+) -> list[Path]:
     """Figures of the first :data:`FIGURE_IMAGES` sample images: best candidate, across methods, across layers.
 
     ``<image>_best.png`` explains the recommended candidate; ``_methods`` shows the methods on the best layer set;

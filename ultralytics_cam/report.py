@@ -34,7 +34,9 @@ def _read_json(path: Path) -> Any:
         return None
 
 
-def _image_entry(run_dir: Path, folder: str, source: str | None = None, ms: float | None = None) -> dict | None:
+def _image_entry(
+    run_dir: Path, folder: str, source: str | None = None, ms: float | None = None
+) -> dict[str, Any] | None:
     """One image of a predict run: its two pictures and its predictions' statistics (from ``cam.json``)."""
     record = _read_json(run_dir / folder / "cam.json")
     if record is None:
@@ -60,7 +62,7 @@ def _image_entry(run_dir: Path, folder: str, source: str | None = None, ms: floa
     }
 
 
-def collect(run_dir: str | Path, summary: dict | None = None) -> dict:
+def collect(run_dir: str | Path, summary: dict[str, Any] | None = None) -> dict[str, Any]:
     """Everything the report shows, read from the run folder (``summary`` instead of ``summary.json`` when given)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -125,7 +127,7 @@ def collect(run_dir: str | Path, summary: dict | None = None) -> dict:
     return data
 
 
-def render(data: dict) -> str:
+def render(data: dict[str, Any]) -> str:
     """The HTML page of ``data`` (from :func:`collect`)."""
     blob = json.dumps(data, ensure_ascii=False, default=str).replace("</", "<\\/")
     title = html.escape(f"ultralytics-cam: {data.get('title', 'run')}")
@@ -133,7 +135,7 @@ def render(data: dict) -> str:
     return template.replace("__TITLE__", title).replace("__DATA__", blob)
 
 
-def write_report(run_dir: str | Path, summary: dict | None = None) -> Path:
+def write_report(run_dir: str | Path, summary: dict[str, Any] | None = None) -> Path:
     """Write ``index.html`` into ``run_dir`` from the files there (atomically); return its path.
 
     Raises:
@@ -146,7 +148,7 @@ def write_report(run_dir: str | Path, summary: dict | None = None) -> Path:
     return atomic_write_bytes(run_dir / "index.html", page.encode("utf-8"))
 
 
-def write_run_report(summary: dict, save_dir: Path) -> list[Path]:
+def write_run_report(summary: dict[str, Any], save_dir: Path) -> list[Path]:
     """The run-level writer: ``index.html`` of a predict run, written with ``summary.json``."""
     try:
         return [write_report(save_dir, summary)]
