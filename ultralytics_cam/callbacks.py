@@ -205,11 +205,9 @@ def _select_rows(engine: Any, predictor: Any, preds: Any, results: list, imgsz: 
     """
     import torch
 
-    from .heads import DenseHeadAdapter
-
     if results and results[0].probs is not None:  # classify: rows are the top-5 classes, nothing to reorder
         return engine.adapter.select(predictor, preds, preds, results, imgsz)
-    if isinstance(engine.adapter, DenseHeadAdapter):  # semantic / depth: rows are pixel regions, nothing to reorder
+    if engine.adapter.dense:  # semantic / depth: rows are pixel regions, nothing to reorder
         return engine.adapter.select(predictor, preds, preds, results, imgsz)
     orders, sorted_rows = [], []
     for r in results:
