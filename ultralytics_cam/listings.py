@@ -238,8 +238,9 @@ def val_help() -> str:
     lines = [
         "yolo-cam val model=MODEL data=DATA.yaml [key=value ...]",
         "",
-        "Runs Ultralytics' validation and saves, per image with a failure, the heatmaps of its false",
-        "positives and missed objects, with failures.json / failures.csv.",
+        "Runs Ultralytics' validation and saves, per image with a failure, the heatmaps of its failures",
+        "(false positives and missed objects; semantic: the classes with the lowest IoU; depth: the grid cells",
+        "with the largest error), with failures.json / failures.csv.",
         "",
         "CAM keys:",
     ]
