@@ -28,7 +28,7 @@ from ..errors import UnsupportedModelError
 __all__ = ["Block", "BlockFn", "HeadAdapter", "Selection", "align_rows"]
 
 
-class Block(enum.StrEnum):
+class Block(str, enum.Enum):  # not enum.StrEnum: Python 3.10 is supported
     """A building block of targets: one differentiable value per selected prediction, read from the raw head output.
 
     Each value names the adapter method that computes it, with the signature of :data:`BlockFn`. To add a block, add a
