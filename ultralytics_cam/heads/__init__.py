@@ -11,6 +11,8 @@ the head's type (the most specific Ultralytics class it derives from), never by 
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from ..errors import UnsupportedModelError
@@ -68,7 +70,8 @@ def adapter_for(net: torch.nn.Module, task: str) -> HeadAdapter:
     Raises:
         UnsupportedModelError: no family serves this head, or the family does not explain ``task``.
     """
-    head = net.model[-1]
+    layers: Any = net.model  # Ultralytics models are untyped
+    head = layers[-1]
     adapter = adapter_class(head)
     if adapter is None or task not in adapter.tasks:
         raise UnsupportedModelError(

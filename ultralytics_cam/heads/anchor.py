@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import torch
 
 from ..errors import UnsupportedModelError
-from .base import Block, HeadAdapter, Selection, _conf_cls, align_rows
+from .base import Block, HeadAdapter, Selection, _conf_cls, align_rows, xywh2xyxy
 
 __all__ = ["AnchorHeadAdapter"]
 
@@ -34,9 +34,9 @@ class AnchorHeadAdapter(HeadAdapter):
 
         return isinstance(self.head, OBB)
 
-    def branch(self, head_out: Any) -> dict:
+    def branch(self, head_out: Any) -> dict[str, Any]:
         """Return the raw dict of the branch the predictions came from (one-to-one when the head runs end-to-end)."""
-        raw = head_out[1]
+        raw: dict[str, Any] = head_out[1]
         if "one2one" in raw:
             raw = raw["one2one" if self.head.end2end else "one2many"]
         if "index" in raw:  # YOLOE prompt-free (LRPC) heads keep only a subset of anchors
@@ -47,7 +47,7 @@ class AnchorHeadAdapter(HeadAdapter):
         return raw
 
     def select(
-        self, predictor: Any, preds: Any, head_out: Any, results: list, imgsz: tuple[int, int]
+        self, predictor: Any, preds: Any, head_out: Any, results: list[Any], imgsz: tuple[int, int]
     ) -> list[Selection]:
         """Re-run the predictor's own NMS with ``return_idxs=True`` to learn the anchor of every kept row."""
         from ultralytics.utils.nms import non_max_suppression
@@ -69,7 +69,7 @@ class AnchorHeadAdapter(HeadAdapter):
         if end2end:  # NMS returns rows of the head's top-k output: map them back to anchors as the head chose them
             scores = self.branch(head_out)["scores"].detach().sigmoid().permute(0, 2, 1)
             topk = self.head.get_topk_index(scores, self.head.max_det)[2]
-        sels = []
+        sels: list[Selection] = []
         for b, (det, k) in enumerate(zip(dets, keep)):
             k = k.long().view(-1)
             index = topk[b][k] if end2end else k
@@ -98,9 +98,19 @@ class AnchorHeadAdapter(HeadAdapter):
     ) -> list[torch.Tensor]:
         """Apply ``term(read, sel)`` to every image, ``read`` giving the raw outputs at the selection's anchors."""
         raw = self.branch(head_out)
-        return [term(lambda key, b=b, a=s.index: raw[key][b][:, a].T, s) for b, s in enumerate(sels)]
+        out = []
+        for b, s in enumerate(sels):
 
-    def class_logit(self, head_out: Any, sels: list[Selection], imgsz: tuple[int, int], rematch: bool = False) -> list:
+            def read(key: str, b: int = b, a: torch.Tensor = s.index) -> torch.Tensor:
+                value: torch.Tensor = raw[key][b][:, a].T
+                return value
+
+            out.append(term(read, s))
+        return out
+
+    def class_logit(
+        self, head_out: Any, sels: list[Selection], imgsz: tuple[int, int], rematch: bool = False
+    ) -> list[torch.Tensor]:
         """The class logit at the prediction's anchor."""
 
         def term(read: Reader, s: Selection) -> torch.Tensor:
@@ -108,7 +118,9 @@ class AnchorHeadAdapter(HeadAdapter):
 
         return self._at_anchors(head_out, sels, term)
 
-    def box_size(self, head_out: Any, sels: list[Selection], imgsz: tuple[int, int], rematch: bool = False) -> list:
+    def box_size(
+        self, head_out: Any, sels: list[Selection], imgsz: tuple[int, int], rematch: bool = False
+    ) -> list[torch.Tensor]:
         """The box regression: the sum of the four side distances in grid cells.
 
         That is the width + height of the box over the anchor's stride: what the model used to decide how large the
@@ -118,7 +130,7 @@ class AnchorHeadAdapter(HeadAdapter):
 
     def keypoint_visibility(
         self, head_out: Any, sels: list[Selection], imgsz: tuple[int, int], rematch: bool = False
-    ) -> list:
+    ) -> list[torch.Tensor]:
         """The sum of the keypoint visibility logits (the raw keypoint outputs when they have no visibility channel)."""
         ndim = self.head.kpt_shape[1]
 
@@ -128,11 +140,15 @@ class AnchorHeadAdapter(HeadAdapter):
 
         return self._at_anchors(head_out, sels, term)
 
-    def angle(self, head_out: Any, sels: list[Selection], imgsz: tuple[int, int], rematch: bool = False) -> list:
+    def angle(
+        self, head_out: Any, sels: list[Selection], imgsz: tuple[int, int], rematch: bool = False
+    ) -> list[torch.Tensor]:
         """The raw angle output (negated for a flipped input: a mirrored box turns the other way)."""
         return self._at_anchors(head_out, sels, lambda read, s: read("angle")[:, 0] * (-1 if s.flipped else 1))
 
-    def mask_logit(self, head_out: Any, sels: list[Selection], imgsz: tuple[int, int], rematch: bool = False) -> list:
+    def mask_logit(
+        self, head_out: Any, sels: list[Selection], imgsz: tuple[int, int], rematch: bool = False
+    ) -> list[torch.Tensor]:
         """The mean mask logit inside the prediction's box, through both coefficients and prototypes."""
         raw = self.branch(head_out)
         return [self._mask_values(head_out, raw, b, s, imgsz) for b, s in enumerate(sels)]
@@ -169,7 +185,9 @@ class AnchorHeadAdapter(HeadAdapter):
         local = index - starts[level]
         return level, local // widths, local % widths
 
-    def _mask_values(self, head_out: Any, raw: dict, b: int, s: Selection, imgsz: tuple[int, int]) -> torch.Tensor:
+    def _mask_values(
+        self, head_out: Any, raw: dict[str, Any], b: int, s: Selection, imgsz: tuple[int, int]
+    ) -> torch.Tensor:
         """Mean mask logit of each prediction inside its box, at the prototype resolution."""
         proto = head_out[0][1]  # the prototypes the predictions used; e2e heads detach the copy in the raw dict
         proto = proto[0] if isinstance(proto, (list, tuple)) else proto
@@ -186,7 +204,8 @@ class AnchorHeadAdapter(HeadAdapter):
             & (ys >= box[:, 1, None, None])
             & (ys <= box[:, 3, None, None])
         ).to(masks.dtype)
-        return (masks * inside).sum((1, 2)) / inside.sum((1, 2)).clamp(min=1)
+        mean: torch.Tensor = (masks * inside).sum((1, 2)) / inside.sum((1, 2)).clamp(min=1)
+        return mean
 
     def flip(self, sel: Selection, head_out: Any, imgsz: tuple[int, int]) -> Selection:
         """Mirror each anchor inside its pyramid level: cell (y, x) of a w-wide level becomes (y, w - 1 - x).
@@ -206,8 +225,6 @@ class AnchorHeadAdapter(HeadAdapter):
 
     def decode(self, head_out: Any, imgsz: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         """Decode every anchor with the head's own ``_inference``, on the branch the predictions come from."""
-        from ultralytics.utils import ops
-
         raw = self.branch(head_out)
         with torch.no_grad():
             y = self.head._inference(raw).detach()  # (B, 4 + nc + extra, A): boxes, sigmoid scores, extras
@@ -216,10 +233,10 @@ class AnchorHeadAdapter(HeadAdapter):
         if self.rotated:  # xywh + the angle channel the head appends last, as NMS reads it
             return torch.cat([boxes, y[:, -1:].transpose(1, 2)], -1), scores
         if not (self.head.end2end or self.head.xyxy):  # end-to-end heads decode straight to xyxy
-            boxes = ops.xywh2xyxy(boxes)
+            boxes = xywh2xyxy(boxes)
         return boxes, scores
 
-    def class_logits(self, head_out: Any, sels: list[Selection]) -> list:
+    def class_logits(self, head_out: Any, sels: list[Selection]) -> list[torch.Tensor]:
         """Return the class-logit vector at each prediction's anchor."""
         raw = self.branch(head_out)
         return [raw["scores"][b][:, s.index].T for b, s in enumerate(sels)]

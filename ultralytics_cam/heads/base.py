@@ -99,14 +99,17 @@ class Selection:
         return Selection(index, self.cls, self.conf, boxes, not self.flipped)
 
 
-def align_rows(sel_conf: torch.Tensor, sel_cls: torch.Tensor, res_conf: torch.Tensor, res_cls: torch.Tensor) -> list:
+def align_rows(
+    sel_conf: torch.Tensor, sel_cls: torch.Tensor, res_conf: torch.Tensor, res_cls: torch.Tensor
+) -> list[int]:
     """Return, for every ``Results`` row, the index of the selected (NMS) row it came from.
 
     Ultralytics keeps NMS rows in order but may drop some (segmentation drops predictions whose mask is empty), so the
     ``Results`` rows are an order-preserving subsequence of the NMS rows. They carry the very same confidence and class
     values, which identifies them.
     """
-    rows, j = [], 0
+    rows: list[int] = []
+    j = 0
     for conf, cls in zip(res_conf.tolist(), res_cls.tolist()):
         while j < len(sel_conf) and not (sel_conf[j].item() == conf and int(sel_cls[j]) == int(cls)):
             j += 1
@@ -139,7 +142,8 @@ class HeadAdapter:
     def __init__(self, net: torch.nn.Module, task: str) -> None:
         """Bind the adapter to the native (fused) network that the predictor runs and to the model's task."""
         self.net = net
-        self.head = net.model[-1]
+        layers: Any = net.model  # Ultralytics models are untyped; each family reads its own head attributes
+        self.head: Any = layers[-1]
         self.task = task
 
     # -- lifecycle ---------------------------------------------------------------------------------------------------
@@ -151,7 +155,7 @@ class HeadAdapter:
 
     # -- per batch ---------------------------------------------------------------------------------------------------
     def select(
-        self, predictor: Any, preds: Any, head_out: Any, results: list, imgsz: tuple[int, int]
+        self, predictor: Any, preds: Any, head_out: Any, results: list[Any], imgsz: tuple[int, int]
     ) -> list[Selection]:
         """Return one :class:`Selection` per image, aligned row by row with ``results``."""
         raise NotImplementedError
@@ -276,13 +280,21 @@ class HeadAdapter:
             return batch_probiou(boxes.float(), decoded.float()).to(decoded.dtype)
         return box_iou(boxes, decoded)
 
-    def class_logits(self, head_out: Any, sels: list[Selection]) -> list:
+    def class_logits(self, head_out: Any, sels: list[Selection]) -> list[torch.Tensor]:
         """Return, per image, the (n, nc) class logits of each selected prediction."""
         raise NotImplementedError
 
     def flip(self, sel: Selection, head_out: Any, imgsz: tuple[int, int]) -> Selection:
         """Return ``sel`` as it appears in the horizontally flipped input (queries and classes do not move)."""
         return sel.mirrored(sel.index, imgsz[1])
+
+
+def xywh2xyxy(boxes: torch.Tensor) -> torch.Tensor:
+    """Ultralytics' ``ops.xywh2xyxy`` (centre + size to corners), with the types it lacks."""
+    from ultralytics.utils import ops
+
+    out: torch.Tensor = ops.xywh2xyxy(boxes)  # type: ignore[no-untyped-call]  # Ultralytics has no annotations
+    return out
 
 
 def _empty_selection(like: torch.Tensor) -> Selection:

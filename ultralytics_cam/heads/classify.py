@@ -18,7 +18,7 @@ class ClassifyHeadAdapter(HeadAdapter):
     topk: int = 5
 
     def select(
-        self, predictor: Any, preds: Any, head_out: Any, results: list, imgsz: tuple[int, int]
+        self, predictor: Any, preds: Any, head_out: Any, results: list[Any], imgsz: tuple[int, int]
     ) -> list[Selection]:
         """Select the ``Results.probs.top5`` classes (fewer when the model has fewer classes)."""
         sels = []
@@ -28,7 +28,9 @@ class ClassifyHeadAdapter(HeadAdapter):
             sels.append(Selection(top, top, probs[top], probs.new_zeros((len(top), 4))))
         return sels
 
-    def class_logit(self, head_out: Any, sels: list[Selection], imgsz: tuple[int, int], rematch: bool = False) -> list:
+    def class_logit(
+        self, head_out: Any, sels: list[Selection], imgsz: tuple[int, int], rematch: bool = False
+    ) -> list[torch.Tensor]:
         """Building block (see Block): the class logits of the selected classes."""
         logits = head_out[1]
         return [logits[b, s.cls] for b, s in enumerate(sels)]
@@ -59,7 +61,7 @@ class ClassifyHeadAdapter(HeadAdapter):
         """Return the given classes of one image: a classifier's prediction is its class."""
         return self.candidates(head_out, boxes, cls, imgsz, image)
 
-    def class_logits(self, head_out: Any, sels: list[Selection]) -> list:
+    def class_logits(self, head_out: Any, sels: list[Selection]) -> list[torch.Tensor]:
         """Return the image's class logits once per selected class."""
         logits = head_out[1]
         return [logits[b].expand(len(s), -1) for b, s in enumerate(sels)]

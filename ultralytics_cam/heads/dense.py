@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn
 
 import torch
 
@@ -23,8 +23,8 @@ class DenseSelection(Selection):
         info: one dict per row describing it (``r.cam.rows``, ``cam.json``).
     """
 
-    masks: torch.Tensor | None = None
-    info: list = field(default_factory=list)
+    masks: torch.Tensor = field(default_factory=lambda: torch.zeros((0, 0, 0), dtype=torch.bool))
+    info: list[dict[str, Any]] = field(default_factory=list)
 
     def subset(self, keep: torch.Tensor) -> DenseSelection:
         """Return the selection restricted to the rows ``keep`` (an index or boolean tensor)."""
@@ -43,6 +43,13 @@ class DenseSelection(Selection):
         """The same regions in the horizontally flipped input: boxes and pixel masks mirrored."""
         base = super().mirrored(index, width)
         return DenseSelection(index, base.cls, base.conf, base.boxes, base.flipped, self.masks.flip(-1), self.info)
+
+
+def _masks(sel: Selection) -> torch.Tensor:
+    """The pixels of a dense head's row (its adapter only ever selects :class:`DenseSelection` rows)."""
+    if not isinstance(sel, DenseSelection):
+        raise TypeError(f"a dense head explains pixel regions (DenseSelection), got a {type(sel).__name__}")
+    return sel.masks
 
 
 class DenseHeadAdapter(HeadAdapter):
@@ -87,7 +94,8 @@ class DenseHeadAdapter(HeadAdapter):
 
     def output(self, head_out: Any) -> torch.Tensor:
         """The head's (B, C, h, w) output tensor (eval mode returns it as is)."""
-        return head_out[0] if isinstance(head_out, (list, tuple)) else head_out
+        out: torch.Tensor = head_out[0] if isinstance(head_out, (list, tuple)) else head_out
+        return out
 
     # -- where the pixels are ----------------------------------------------------------------------------------------
     @staticmethod
@@ -95,7 +103,7 @@ class DenseHeadAdapter(HeadAdapter):
         """The image's content at the model input: the letterbox's (or stretch's) geometry of this predictor."""
         from ..geometry import Geometry, geometry_kind
 
-        return Geometry(geometry_kind(predictor), tuple(imgsz), tuple(orig_hw))
+        return Geometry(geometry_kind(predictor), (imgsz[0], imgsz[1]), (orig_hw[0], orig_hw[1]))
 
     def base_mask(self, geometry: Any, device: Any) -> torch.Tensor:
         """(H, W) bool at the model input: True on the image content (the letterbox padding is never explained)."""
@@ -105,7 +113,7 @@ class DenseHeadAdapter(HeadAdapter):
         mask[max(oy, 0) : max(oy, 0) + ch, max(ox, 0) : max(ox, 0) + cw] = True
         return mask
 
-    def region_masks(self, geometry: Any, device: Any) -> list[tuple[torch.Tensor, list | None]]:
+    def region_masks(self, geometry: Any, device: Any) -> list[tuple[torch.Tensor, list[float] | None]]:
         """Each ``region=`` entry as an (H, W) bool mask at the model input, with its box in original pixels."""
         import numpy as np
 
@@ -126,14 +134,14 @@ class DenseHeadAdapter(HeadAdapter):
             out = torch.zeros((h, w), dtype=torch.bool, device=device)
             out[oy : oy + ch, ox : ox + cw] = canvas
             return [(out, None)]
-        out = []
+        boxes: list[tuple[torch.Tensor, list[float] | None]] = []
         for x1, y1, x2, y2 in region:
             mask = torch.zeros((h, w), dtype=torch.bool, device=device)
             c0, c1 = round(x1 * sx + ox), round(x2 * sx + ox)
             r0, r1 = round(y1 * sy + oy), round(y2 * sy + oy)
             mask[max(r0, 0) : max(r1, 0), max(c0, 0) : max(c1, 0)] = True
-            out.append((mask, [float(x1), float(y1), float(x2), float(y2)]))
-        return out
+            boxes.append((mask, [float(x1), float(y1), float(x2), float(y2)]))
+        return boxes
 
     def region_record(self) -> Any:
         """``region=`` as recorded in ``r.cam.rows``: None, the boxes, or "mask"."""
@@ -159,17 +167,22 @@ class DenseHeadAdapter(HeadAdapter):
     # -- not anchors: the failure analysis reads regions, not candidates ----------------------------------------------
     def decode(self, head_out: Any, imgsz: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         """Dense heads have no candidate boxes."""
+        self._no_candidates()
+
+    def candidates(
+        self, head_out: Any, boxes: Any, cls: Any, imgsz: Any, image: int = 0, min_iou: float = 0.5
+    ) -> Selection:
+        """Dense heads have no candidate predictions."""
+        self._no_candidates()
+
+    def locate(self, head_out: Any, boxes: Any, cls: Any, conf: Any, imgsz: Any, image: int = 0) -> Selection:
+        """Dense heads have no candidate predictions."""
+        self._no_candidates()
+
+    def _no_candidates(self) -> NoReturn:
         raise UnsupportedModelError(
             f"{self.task} heads predict pixels, not candidate boxes: there is nothing to decode."
         )
-
-    def candidates(self, head_out: Any, boxes: Any, cls: Any, imgsz: Any, image: int = 0, min_iou: float = 0.5):
-        """Dense heads have no candidate predictions."""
-        self.decode(head_out, imgsz)
-
-    def locate(self, head_out: Any, boxes: Any, cls: Any, conf: Any, imgsz: Any, image: int = 0):
-        """Dense heads have no candidate predictions."""
-        self.decode(head_out, imgsz)
 
 
 class SemanticHeadAdapter(DenseHeadAdapter):
@@ -183,12 +196,12 @@ class SemanticHeadAdapter(DenseHeadAdapter):
     tasks = ("semantic",)
 
     def select(
-        self, predictor: Any, preds: Any, head_out: Any, results: list, imgsz: tuple[int, int]
+        self, predictor: Any, preds: Any, head_out: Any, results: list[Any], imgsz: tuple[int, int]
     ) -> list[Selection]:
         """One row per class ``r.semantic_mask`` paints (inside ``region=``), its largest area first."""
         logits = self.output(head_out).detach()
         names = getattr(predictor.model, "names", {}) or {}
-        sels = []
+        sels: list[Selection] = []
         for b, r in enumerate(results):
             geometry = self.content(predictor, r.orig_shape, imgsz)
             up = self.upsampled(logits[b : b + 1], imgsz)[0]  # (nc, H, W)
@@ -199,7 +212,7 @@ class SemanticHeadAdapter(DenseHeadAdapter):
                     any_region |= m
                 keep &= any_region
             painted = self.painted(r, geometry, up, getattr(predictor.args, "classes", None))
-            ids, counts = painted.unique(return_counts=True)
+            ids, counts = torch.unique(painted, return_counts=True)
             valid = ids < up.shape[0]  # 255: Ultralytics' ignore label (classes= left those pixels out)
             ids, counts = ids[valid], counts[valid]
             order = counts.argsort(descending=True, stable=True)
@@ -265,22 +278,25 @@ class SemanticHeadAdapter(DenseHeadAdapter):
         out[oy : oy + ch, ox : ox + cw] = F.interpolate(mask.float()[None, None], (ch, cw), mode="area")[0, 0] > 0
         return out
 
-    def class_logit(self, head_out: Any, sels: list[Selection], imgsz: tuple[int, int], rematch: bool = False) -> list:
+    def class_logit(
+        self, head_out: Any, sels: list[Selection], imgsz: tuple[int, int], rematch: bool = False
+    ) -> list[torch.Tensor]:
         """Block: each row's class logits (upsampled as the predictor does) summed over its pixels."""
         logits = self.output(head_out)
         out = []
         for b, s in enumerate(sels):
             up = self.upsampled(logits[b : b + 1, s.cls], imgsz)[0]  # (n, H, W): only the rows' classes
-            out.append((up * s.masks.to(up.dtype)).sum((1, 2)))
+            out.append((up * _masks(s).to(up.dtype)).sum((1, 2)))
         return out
 
-    def class_logits(self, head_out: Any, sels: list[Selection]) -> list:
+    def class_logits(self, head_out: Any, sels: list[Selection]) -> list[torch.Tensor]:
         """Every class's logits summed over each row's pixels, (n, nc) (FinerCAM compares classes on them)."""
         logits = self.output(head_out)
         out = []
         for b, s in enumerate(sels):
-            up = self.upsampled(logits[b : b + 1], s.masks.shape[-2:])[0]  # (nc, H, W)
-            out.append(torch.einsum("chw,nhw->nc", up, s.masks.to(up.dtype)))
+            masks = _masks(s)
+            up = self.upsampled(logits[b : b + 1], (masks.shape[-2], masks.shape[-1]))[0]  # (nc, H, W)
+            out.append(torch.einsum("chw,nhw->nc", up, masks.to(up.dtype)))
         return out
 
 
@@ -305,12 +321,12 @@ class DepthHeadAdapter(DenseHeadAdapter):
         return "mean" if self.region is not None else "near"
 
     def select(
-        self, predictor: Any, preds: Any, head_out: Any, results: list, imgsz: tuple[int, int]
+        self, predictor: Any, preds: Any, head_out: Any, results: list[Any], imgsz: tuple[int, int]
     ) -> list[Selection]:
         """One row per image (or per ``region=`` box) with the pixels the target averages."""
         depth = self.output(head_out).detach()
         target = self.default_target(self.requested_target)
-        sels = []
+        sels: list[Selection] = []
         for b, r in enumerate(results):
             geometry = self.content(predictor, r.orig_shape, imgsz)
             up = self.upsampled(depth[b : b + 1], imgsz)[0, 0]  # (H, W) metres
@@ -345,15 +361,17 @@ class DepthHeadAdapter(DenseHeadAdapter):
         cut = values.kthvalue(len(values) - k + 1).values
         return area & (depth >= cut)
 
-    def depth_mean(self, head_out: Any, sels: list[Selection], imgsz: tuple[int, int], rematch: bool = False) -> list:
+    def depth_mean(
+        self, head_out: Any, sels: list[Selection], imgsz: tuple[int, int], rematch: bool = False
+    ) -> list[torch.Tensor]:
         """Building block (see Block): the mean upsampled depth over each row's pixels (``near`` negates it)."""
         depth = self.output(head_out)
         out = []
         for b, s in enumerate(sels):
             up = self.upsampled(depth[b : b + 1], imgsz)[0]  # (1, H, W)
-            out.append(self.masked_mean(up, s.masks))
+            out.append(self.masked_mean(up, _masks(s)))
         return out
 
-    def class_logits(self, head_out: Any, sels: list[Selection]) -> list:
+    def class_logits(self, head_out: Any, sels: list[Selection]) -> list[torch.Tensor]:
         """A depth head has no classes."""
         raise UnsupportedModelError("depth models have no class logits to compare.")

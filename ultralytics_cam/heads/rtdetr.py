@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from .base import HeadAdapter, Selection, _conf_cls, align_rows
+from .base import HeadAdapter, Selection, _conf_cls, align_rows, xywh2xyxy
 
 __all__ = ["RTDETRHeadAdapter"]
 
@@ -24,11 +24,10 @@ class RTDETRHeadAdapter(HeadAdapter):
         return dec_bboxes[-1], dec_scores[-1]
 
     def select(
-        self, predictor: Any, preds: Any, head_out: Any, results: list, imgsz: tuple[int, int]
+        self, predictor: Any, preds: Any, head_out: Any, results: list[Any], imgsz: tuple[int, int]
     ) -> list[Selection]:
         """Repeat ``RTDETRPredictor.postprocess``'s row choice and trace each row back to its query."""
         from ultralytics.nn.modules.head import Detect
-        from ultralytics.utils import ops
 
         args = predictor.args
         y = (preds[0] if isinstance(preds, (list, tuple)) else preds).detach()
@@ -37,14 +36,14 @@ class RTDETRHeadAdapter(HeadAdapter):
         k = min(self.head.num_queries, logits.shape[1] * nc)
         topk = Detect._grouped_topk(logits.detach().sigmoid().flatten(1), k, 1)[1]
         h, w = imgsz
-        sels = []
+        sels: list[Selection] = []
         for b in range(len(y)):
             keep = y[b, :, 4] > args.conf
             if args.classes is not None:
                 keep &= (y[b, :, 5:6] == torch.tensor(args.classes, device=y.device)).any(1)
             rows = keep.nonzero().view(-1)[: args.max_det]
             idx = topk[b][rows]
-            box = ops.xywh2xyxy(y[b, rows, :4]) * torch.tensor([w, h, w, h], device=y.device)
+            box = xywh2xyxy(y[b, rows, :4]) * torch.tensor([w, h, w, h], device=y.device)
             sel = Selection(idx // nc, idx % nc, y[b, rows, 4], box)
             res = results[b].boxes
             if res is None or len(res) != len(sel):
@@ -53,39 +52,42 @@ class RTDETRHeadAdapter(HeadAdapter):
             sels.append(sel)
         return sels
 
-    def _queries(self, head_out: Any, sels: list[Selection], rematch: bool, imgsz: tuple[int, int]) -> list:
+    def _queries(
+        self, head_out: Any, sels: list[Selection], rematch: bool, imgsz: tuple[int, int]
+    ) -> list[torch.Tensor]:
         """Return each prediction's query index, re-found by best box IoU when the input was perturbed."""
         if not rematch:
             return [s.index for s in sels]
-        from ultralytics.utils import ops
         from ultralytics.utils.metrics import box_iou
 
         boxes = self._last(head_out)[0]
         h, w = imgsz
         scale = torch.tensor([w, h, w, h], device=boxes.device)
-        return [box_iou(s.boxes[:, :4], ops.xywh2xyxy(boxes[b]) * scale).argmax(1) for b, s in enumerate(sels)]
+        return [box_iou(s.boxes[:, :4], xywh2xyxy(boxes[b]) * scale).argmax(1) for b, s in enumerate(sels)]
 
     # -- building blocks (see Block) ---------------------------------------------------------------------------------
-    def class_logit(self, head_out: Any, sels: list[Selection], imgsz: tuple[int, int], rematch: bool = False) -> list:
+    def class_logit(
+        self, head_out: Any, sels: list[Selection], imgsz: tuple[int, int], rematch: bool = False
+    ) -> list[torch.Tensor]:
         """The class logit of the prediction's query and class."""
         logits = self._last(head_out)[1]
         queries = self._queries(head_out, sels, rematch, imgsz)
         return [logits[b, q, s.cls] for b, (s, q) in enumerate(zip(sels, queries))]
 
-    def box_size(self, head_out: Any, sels: list[Selection], imgsz: tuple[int, int], rematch: bool = False) -> list:
+    def box_size(
+        self, head_out: Any, sels: list[Selection], imgsz: tuple[int, int], rematch: bool = False
+    ) -> list[torch.Tensor]:
         """Width + height of the prediction's query's normalised box."""
         boxes = self._last(head_out)[0]
         return [boxes[b, q, 2:4].sum(-1) for b, q in enumerate(self._queries(head_out, sels, rematch, imgsz))]
 
     def decode(self, head_out: Any, imgsz: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         """Every query's box of the last decoder layer (normalised xywh, scaled to pixels) and class probabilities."""
-        from ultralytics.utils import ops
-
         boxes, logits = (t.detach() for t in self._last(head_out))
         h, w = imgsz
-        return ops.xywh2xyxy(boxes) * boxes.new_tensor([w, h, w, h]), logits.sigmoid()
+        return xywh2xyxy(boxes) * boxes.new_tensor([w, h, w, h]), logits.sigmoid()
 
-    def class_logits(self, head_out: Any, sels: list[Selection]) -> list:
+    def class_logits(self, head_out: Any, sels: list[Selection]) -> list[torch.Tensor]:
         """Return the class-logit vector of each prediction's query."""
         logits = self._last(head_out)[1]
         return [logits[b, s.index] for b, s in enumerate(sels)]
