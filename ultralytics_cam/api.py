@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import weakref
 from collections import defaultdict
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from ._logging import LOGGER, PREFIX
 from .config import split_kwargs
@@ -20,13 +21,27 @@ from .errors import UnsupportedModelError
 from .heads import SUPPORTED_TASKS
 from .predictor import cam_predictor_class
 
+if TYPE_CHECKING:
+    from ultralytics.engine.model import Model
+    from ultralytics.engine.results import Results
+
+    from .config import CamConfig
+
 __all__ = ["cam", "cam_predictor"]
 
 #: Ultralytics' own ``Model.predict`` defaults for Python calls, which ``model.cam`` shares.
 PREDICT_DEFAULTS = {"conf": 0.25, "batch": 1, "save": False, "mode": "predict", "rect": True}
 
 
-def cam(model: Any, source: Any = None, stream: bool = False, **kwargs: Any) -> Any:
+@overload
+def cam(model: Model, source: Any = None, stream: Literal[False] = False, **kwargs: Any) -> list[Results]: ...
+@overload
+def cam(model: Model, source: Any = None, *, stream: Literal[True], **kwargs: Any) -> Iterator[Results]: ...
+@overload
+def cam(model: Model, source: Any, stream: Literal[True], **kwargs: Any) -> Iterator[Results]: ...
+@overload
+def cam(model: Model, source: Any = None, stream: bool = False, **kwargs: Any) -> list[Results] | Iterator[Results]: ...
+def cam(model: Model, source: Any = None, stream: bool = False, **kwargs: Any) -> list[Results] | Iterator[Results]:
     """Explain every prediction of ``model`` on ``source`` with a class activation map.
 
     Args:
@@ -53,11 +68,12 @@ def cam(model: Any, source: Any = None, stream: bool = False, **kwargs: Any) -> 
 
         LOGGER.warning(f"{PREFIX}'source' is missing. Using 'source={ASSETS}'.")
         source = ASSETS
-    return predictor(source=source, stream=stream)
+    results: list[Results] | Iterator[Results] = predictor(source=source, stream=stream)
+    return results
 
 
 #: model -> (the options and state the predictor was built for, the predictor); weak, so it never keeps a model alive.
-_REUSED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_REUSED: weakref.WeakKeyDictionary[Model, tuple[tuple[Any, ...], Any]] = weakref.WeakKeyDictionary()
 
 
 def cam_predictor(model: Any, *, reuse: bool = False, **kwargs: Any) -> Any:
@@ -98,21 +114,26 @@ def cam_predictor(model: Any, *, reuse: bool = False, **kwargs: Any) -> Any:
     return predictor
 
 
-def _reuse_key(model: Any, config: Any, args: dict, callbacks: dict) -> tuple:
+def _reuse_key(
+    model: Model, config: CamConfig, args: dict[str, Any], callbacks: dict[str, list[Callable[..., Any]]]
+) -> tuple[Any, ...]:
     """Everything a CAM predictor depends on.
 
     The options, the network object, its tensors' identities, storage and versions (an in-place change such as
     ``load_state_dict`` bumps a tensor's version), and the callbacks.
     """
+    import torch
+
     net = model.model
+    assert isinstance(net, torch.nn.Module)  # cam_predictor refused models without PyTorch weights
     tensors = tuple((id(t), t.data_ptr(), t._version) for t in (*net.parameters(), *net.buffers()))
     hooks = tuple((event, tuple(id(f) for f in fns)) for event, fns in sorted(callbacks.items()) if fns)
-    region = getattr(config, "region", None)  # a mask's repr elides its pixels: key it by its bytes
+    region = config.region  # a mask's repr elides its pixels: key it by its bytes
     mask = (region.shape, region.tobytes()) if hasattr(region, "tobytes") else None
     return (repr(config), mask, repr(sorted(args.items(), key=lambda kv: kv[0])), id(net), tensors, hooks)
 
 
-def _callbacks_for(model: Any) -> dict:
+def _callbacks_for(model: Model) -> dict[str, list[Callable[..., Any]]]:
     """The user's callbacks for a CAM run, minus tracking (it reorders rows) and our own CAM callbacks (recursion)."""
 
     def keep(f: Any) -> bool:

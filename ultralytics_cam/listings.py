@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import torch
+
     from .registry import Spec
 
 __all__ = [
@@ -397,7 +399,7 @@ def methods_text() -> str:
     return "\n".join(lines)
 
 
-def layers_text(net: Any, model_name: str, imgsz: Any = 640) -> str:
+def layers_text(net: torch.nn.Module, model_name: str, imgsz: int | Sequence[int] = 640) -> str:
     """Return ``yolo-cam layers``: index, from, type and output shape of every layer; ``auto`` ones marked."""
     from .layers import layer_table
 

@@ -8,7 +8,12 @@ zh-Hans, zh-Hant) and :mod:`~.ui` is the Gradio page. Only :mod:`~.ui` imports G
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    import gradio
+
+    from .runner import RunController
 
 __all__ = ["GRADIO_MISSING", "RunningApp", "create_app", "launch"]
 
@@ -25,7 +30,9 @@ def _require_gradio() -> None:
         raise ImportError(GRADIO_MISSING) from e
 
 
-def create_app(lang: str = "en", model: str = "", source: str = "", project: str = "") -> tuple[Any, Any]:
+def create_app(
+    lang: str = "en", model: str = "", source: str = "", project: str = ""
+) -> tuple[gradio.Blocks, RunController]:
     """Build the page and its run controller without serving it; return ``(blocks, controller)``.
 
     Raises:
@@ -56,9 +63,9 @@ def create_app(lang: str = "en", model: str = "", source: str = "", project: str
 class RunningApp(NamedTuple):
     """A served app: its Gradio page, its URL and the run controller every tab shares."""
 
-    blocks: Any
+    blocks: gradio.Blocks
     url: str
-    controller: Any
+    controller: RunController
 
     def close(self, timeout: float | None = None) -> None:
         """Stop the server; a run in progress is stopped after its current image first.

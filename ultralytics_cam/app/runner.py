@@ -14,9 +14,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._logging import LOGGER, PREFIX
+
+if TYPE_CHECKING:
+    from .settings import RunSettings
 
 __all__ = ["ACTIVE", "GalleryItem", "RunBusyError", "RunController", "RunFailure", "RunState", "explain_error"]
 
@@ -79,7 +82,7 @@ class RunState:
     eta: float | None = None
     current: str = ""
     items: list[GalleryItem] = field(default_factory=list)
-    image_errors: list[dict] = field(default_factory=list)
+    image_errors: list[dict[str, Any]] = field(default_factory=list)
     failure: RunFailure | None = None
     save_dir: str | None = None
     report: str | None = None
@@ -147,7 +150,7 @@ class RunController:
         with self._lock:
             return self._state.status in ACTIVE
 
-    def start(self, settings: Any) -> None:
+    def start(self, settings: RunSettings) -> None:
         """Start a run of ``settings`` (:class:`~ultralytics_cam.app.settings.RunSettings`) in the background.
 
         Raises:
@@ -206,7 +209,7 @@ class RunController:
         LOGGER.error(f"{PREFIX}app run failed ({stage}): {failure.message}", exc_info=exc)
         self._update(status="failed", failure=failure, current="")
 
-    def _work(self, settings: Any) -> None:
+    def _work(self, settings: RunSettings) -> None:
         stage = "load"
         try:
             from ..api import cam_predictor
@@ -276,7 +279,7 @@ class RunController:
         import json
 
         save_dir = Path(predictor.save_dir)
-        summary: dict = {}
+        summary: dict[str, Any] = {}
         if (save_dir / "summary.json").is_file():
             summary = json.loads((save_dir / "summary.json").read_text(encoding="utf-8"))
         skipped = summary.get("skipped", self._skipped(predictor))
@@ -321,6 +324,6 @@ class RunController:
         return out
 
     @staticmethod
-    def _skipped(predictor: Any) -> list[dict]:
+    def _skipped(predictor: Any) -> list[dict[str, Any]]:
         run = predictor.cam_run
         return run.skipped(predictor) if run is not None else []

@@ -7,7 +7,7 @@ holds a request open, and two tabs show the same run.
 # No "from __future__ import annotations": Gradio reads the gr.SelectData annotation of a handler at run time.
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from .choices import device_choices, method_choices, model_info
@@ -15,6 +15,9 @@ from .i18n import translate
 from .runner import ACTIVE, GalleryItem, RunBusyError, RunController
 from .settings import FORM_DEFAULTS, FormError, build_settings
 from .view import GALLERY_LIMIT, errors_markdown, gallery_value, status_html
+
+if TYPE_CHECKING:
+    import gradio
 
 __all__ = ["build_app", "file_url"]
 
@@ -42,11 +45,13 @@ def build_app(
     source: str = "",
     project: str = "",
     browse_root: str | Path = ".",
-) -> Any:
+) -> "gradio.Blocks":
     """Build the page (a ``gradio.Blocks``) around ``controller``; ``model``, ``source``, ``project`` prefill it."""
     import gradio as gr
 
-    t = lambda key: translate(key, lang)  # noqa: E731
+    def t(key: str) -> str:
+        return translate(key, lang)
+
     devices = device_choices()
 
     def describe_model(path: str, imgsz: Any) -> tuple[str, Any, str]:
@@ -85,7 +90,7 @@ def build_app(
     def on_stop() -> str:
         return "" if controller.stop() else t("nothing_to_stop")
 
-    def poll(seen: dict) -> tuple[Any, Any, Any, dict]:
+    def poll(seen: dict[str, Any]) -> tuple[Any, Any, Any, dict[str, Any]]:
         state = controller.snapshot()
         if seen.get("version") == state.version:
             return gr.skip(), gr.skip(), gr.skip(), seen
@@ -107,7 +112,8 @@ def build_app(
         item = shown[evt.index]
         return item.detection, item.heatmap
 
-    with gr.Blocks(title="yolo-cam app", analytics_enabled=False) as demo:
+    demo = gr.Blocks(title="yolo-cam app", analytics_enabled=False)
+    with demo:  # (Blocks.__enter__ returns the Blocks itself, untyped: keep the typed name)
         gr.Markdown(f"# {t('title')}\n{t('intro')}")
         with gr.Row():
             with gr.Column():
@@ -165,7 +171,7 @@ def build_app(
             buttons=["fullscreen"],
         )
         with gr.Row():
-            view = {"interactive": False, "height": 480, "buttons": ["download", "fullscreen"]}
+            view: dict[str, Any] = {"interactive": False, "height": 480, "buttons": ["download", "fullscreen"]}
             detection_img = gr.Image(label=t("detection"), elem_id="cam-detection", **view)
             heatmap_img = gr.Image(label=t("heatmap"), elem_id="cam-heatmap", **view)
         gr.Markdown(f"### {t('image_errors')}")
@@ -173,7 +179,11 @@ def build_app(
         seen = gr.State({})
         timer = gr.Timer(POLL_SECONDS)
 
-        model_args = {"fn": describe_model, "inputs": [model_box, imgsz], "outputs": [task_box, layer_table, message]}
+        model_args: dict[str, Any] = {
+            "fn": describe_model,
+            "inputs": [model_box, imgsz],
+            "outputs": [task_box, layer_table, message],
+        }
         model_box.change(**model_args, trigger_mode="always_last", show_progress="hidden")
         imgsz.submit(**model_args)
         model_file.upload(on_model_upload, model_file, model_box)

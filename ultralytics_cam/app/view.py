@@ -34,7 +34,10 @@ def status_html(state: RunState, lang: str, file_url: Callable[[str], str]) -> s
 
     ``file_url`` turns a path on this machine into a link the page can open (the app serves the run folder).
     """
-    t = lambda key: translate(key, lang)  # noqa: E731
+
+    def t(key: str) -> str:
+        return translate(key, lang)
+
     esc = html.escape
     status = state.status
     headline = t(f"status_{status}")

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from ..methods.base import MethodSpec
     from ..result import CamResult
     from ..targets import TargetSpec
+    from ..writers import WriterSpec
 
 __all__ = ["hookimpl", "hookspec"]
 
@@ -33,7 +34,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec
-def ultralytics_cam_register_methods() -> list[MethodSpec]:
+def ultralytics_cam_register_methods() -> list[MethodSpec]:  # type: ignore[empty-body]  # a hookspec: pluggy never runs its body
     """Register CAM methods.
 
     Return a list of :class:`ultralytics_cam.MethodSpec`; each ``factory`` builds a
@@ -44,7 +45,7 @@ def ultralytics_cam_register_methods() -> list[MethodSpec]:
 
 
 @hookspec
-def ultralytics_cam_register_targets() -> list[TargetSpec]:
+def ultralytics_cam_register_targets() -> list[TargetSpec]:  # type: ignore[empty-body]  # a hookspec: pluggy never runs its body
     """Register targets (what a map explains).
 
     Return a list of :class:`ultralytics_cam.TargetSpec`; ``values(ctx)`` returns, per image, an (n,) tensor with one
@@ -54,7 +55,7 @@ def ultralytics_cam_register_targets() -> list[TargetSpec]:
 
 
 @hookspec
-def ultralytics_cam_register_writers() -> list[Any]:
+def ultralytics_cam_register_writers() -> list[WriterSpec]:  # type: ignore[empty-body]  # a hookspec: pluggy never runs its body
     """Register output writers (files written per image and per run when saving).
 
     Return a list of :class:`ultralytics_cam.writers.WriterSpec`; ``write_image(cam, folder, config)`` writes an
