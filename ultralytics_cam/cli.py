@@ -131,7 +131,8 @@ def _cam_keys() -> dict[str, Any]:
 def _ultralytics_keys() -> dict[str, Any]:
     from ultralytics.utils import DEFAULT_CFG_DICT
 
-    return DEFAULT_CFG_DICT
+    keys: dict[str, Any] = DEFAULT_CFG_DICT  # Ultralytics' default.yaml, read by its untyped YAML.load
+    return keys
 
 
 def _suggest(word: str, choices: list[str]) -> str:
@@ -150,6 +151,10 @@ def parse_args(argv: list[str]) -> Command:
 
     cam_keys, ult_keys = _cam_keys(), _ultralytics_keys()
     bool_keys = {k for k, v in {**ult_keys, **cam_keys}.items() if isinstance(v, bool)}
+    mode: str | None
+    task: str | None
+    args: dict[str, Any]
+    bare: list[tuple[str, str]]
     mode, task, args, want_help, bare = None, None, {}, False, []
     for a in merge_equals_args(list(argv)):
         word = a.lstrip("-") if a.startswith("-") and "=" not in a else a
@@ -184,7 +189,7 @@ def parse_args(argv: list[str]) -> Command:
         a, word = bare[0] if positional is None else bare[-1]
         choices = [*MODES, *TASKS, *cam_keys, *ult_keys]
         raise UsageError(f"'{a}' is not a yolo-cam mode, task or key.{_suggest(word, choices)} See 'yolo-cam help'.")
-    if bare:
+    if bare and positional is not None:  # (positional is never None here: that case raised above)
         args[positional] = bare[0][0]
     if "task" in args:
         task = args.pop("task")
@@ -210,11 +215,12 @@ def _set_mode(current: str | None, new: str) -> str:
     return new
 
 
-def _load_cfg(path: Any) -> dict:
+def _load_cfg(path: Any) -> dict[str, Any]:
     from ultralytics.utils import YAML
 
     try:
-        return {k: v for k, v in YAML.load(str(path)).items() if k != "cfg"}
+        loaded = YAML.load(str(path))  # type: ignore[no-untyped-call]  # Ultralytics' YAML.load has no annotations
+        return {k: v for k, v in loaded.items() if k != "cfg"}
     except Exception as e:
         raise UsageError(f"cfg={path!r} could not be read as a YAML file of key: value pairs ({e}).") from e
 
@@ -281,7 +287,7 @@ def _short(keys: list[str]) -> str:
     return ", ".join(keys[:12]) + (", and every 'yolo' key" if len(keys) > 12 else "")
 
 
-def check_values(cmd: Command) -> tuple[dict, dict]:
+def check_values(cmd: Command) -> tuple[dict[str, Any], dict[str, Any]]:
     """Check every value; return (CAM options, Ultralytics options).
 
     Raises:
@@ -318,7 +324,7 @@ def load_model(name: Any, task: str | None = None, *, default: bool = False) -> 
         UsageError: the file does not exist and is not an Ultralytics asset.
         RunError: it could not be downloaded (offline) or loaded.
     """
-    from ultralytics import RTDETR, YOLO
+    from ultralytics.models import RTDETR, YOLO  # (their home: the package's lazy __all__ hides them from typing)
     from ultralytics.utils.downloads import GITHUB_ASSETS_NAMES
 
     name = str(name)
@@ -469,9 +475,9 @@ def count_inputs(dataset: Any) -> int | None:
     return total
 
 
-def run_predict(model: Any, source: Any, cam: dict, ult: dict, verbose: bool) -> int:
+def run_predict(model: Any, source: Any, cam: dict[str, Any], ult: dict[str, Any], verbose: bool) -> int:
     """Run a saving CAM prediction with a progress bar and a clean Ctrl-C; return the exit code."""
-    from ultralytics.utils import TQDM
+    from ultralytics.utils.tqdm import TQDM
 
     from .api import cam_predictor
     from .errors import CamError
@@ -559,14 +565,14 @@ def _report(predictor: Any, seen: int, seconds: float, interrupted: bool, verbos
         raise RunError(f"no input could be explained{' (' + reasons + ')' if reasons else ''}.{where}")
     if verbose:
         counts = summary.get("counts", {"images": seen, "frames": 0})
-        what = " and ".join(
+        done = " and ".join(
             _plural(n, word) for n, word in ((counts["images"], "image"), (counts["frames"], "video frame")) if n
         )
         where = f" -> {predictor.save_dir}" if summary else ""
         if summary.get("sessions", 1) > 1:  # a resumed run: the counts cover every session, the time this one
-            what += f" ({seen} in this session)"
+            done += f" ({seen} in this session)"
         rate = seen / seconds if seconds > 0 else 0.0
-        _say(f"{what or seen} explained with {predictor.cam_config.method} in {seconds:.1f}s ({rate:.2f} img/s){where}")
+        _say(f"{done or seen} explained with {predictor.cam_config.method} in {seconds:.1f}s ({rate:.2f} img/s){where}")
     if skipped:
         _say(f"{_plural(len(skipped), 'input')} skipped (listed with reasons in {summary_path}).")
     return EXIT_OK
@@ -635,7 +641,7 @@ def _val(cmd: Command) -> int:
         kinds = tuple(k.strip() for k in kinds.split(",") if k.strip())
     elif isinstance(kinds, list):
         kinds = tuple(kinds)
-    kwargs = {**cam, **{k: ult.pop(k) for k in ("conf", "max_images", "strict") if k in ult}}
+    kwargs: dict[str, Any] = {**cam, **{k: ult.pop(k) for k in ("conf", "max_images", "strict") if k in ult}}
     if kinds is not None:
         kwargs["kinds"] = kinds
     model = load_model(model_name, cmd.task, default=default_model)
