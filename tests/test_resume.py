@@ -409,3 +409,39 @@ def test_video_stopped_part_way_is_viewable_and_resumed_from_its_segments(tmp_pa
     assert summary["counts"]["frames"] == n and summary["counts"]["videos"] == 1
     assert [v["frames"] for v in summary["videos"]] == [n]
     assert not leftovers(save_dir)
+
+
+def test_video_saved_to_its_end_but_not_joined_is_joined_by_the_resume(tmp_path, monkeypatch):
+    """Killed after a video's last segment was recorded (``end``) but before the join: the resume joins the segments
+    and explains nothing again."""
+    from ultralytics_cam import segments
+
+    from conftest import trained
+
+    monkeypatch.setattr(segments, "SEGMENT_FRAMES", 4)
+    clip = write_clip(tmp_path / "vids" / "clip.avi", 12, imgsz=96)
+    model = trained("detect")
+    kw = {"save": True, "imgsz": 96, "project": tmp_path / "out", "verbose": False}
+    gen = model.cam(clip, stream=True, **kw)
+    for i, _ in enumerate(gen):
+        if i + 1 == 6:
+            break
+    gen.close()
+    save_dir = tmp_path / "out" / "cam"
+    manifest = save_dir / MANIFEST_NAME
+    lines = [json.loads(x) for x in manifest.read_text(encoding="utf-8").splitlines()]
+    assert [(x["first"], x["last"]) for x in lines if x["event"] == "segment"] == [(1, 4), (5, 6)]
+    lines[-2]["end"] = True  # as if frame 6 had been the video's last, and the kill came before the join
+    manifest.write_text("".join(json.dumps(x) + "\n" for x in lines[:-1]), encoding="utf-8")
+    for name in ("heatmap.avi", "cam.jsonl", "cam.json"):
+        (save_dir / "clip" / name).unlink()
+
+    assert model.cam(clip, resume=True, **kw) == [], "nothing is explained again"
+    folder = save_dir / "clip"
+    assert sorted(p.name for p in folder.iterdir()) == ["cam.json", "cam.jsonl", "heatmap.avi"]
+    assert frame_count(folder / "heatmap.avi") == 6
+    assert [json.loads(x)["frame"] for x in (folder / "cam.jsonl").read_text().splitlines()] == list(range(1, 7))
+    (video,) = [x for x in Manifest(save_dir).lines() if x.get("event") == "video"]
+    assert video["frames"] == 6 and set(video["files"]) == {"heatmap.avi", "cam.jsonl", "cam.json"}
+    summary = json.loads((save_dir / "summary.json").read_text(encoding="utf-8"))
+    assert summary["status"] == "completed" and summary["counts"]["frames"] == 6
