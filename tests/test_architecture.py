@@ -32,18 +32,16 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "result",
             "saving",
             "summary",
+            "segments",
             "sources",
             "predictor",
             "api",
             "integrations",
-            "callbacks",
-            "val_failures",
-            "failures",
             "metrics",
             "evaluation",
         ),
     ),
-    ("front ends", ("ranking", "figures", "listings", "cli", "distributed", "app", "_patch", "")),
+    ("front ends", ("ranking", "figures", "listings", "cli", "distributed", "app", "")),
 ]
 REGISTRY = next(i for i, (name, _) in enumerate(LAYERS) if name == "registry")
 

@@ -154,11 +154,14 @@ def test_a_video_gets_a_heatmap_video_beside_ultralytics_video(tmp_path):
     assert len(results) == 4 and all(r.cam.maps.shape[0] == len(r.boxes) > 0 for r in results)
     run = Path(results[0].save_dir)
     assert sorted(p.name for p in run.iterdir()) == ["clip.avi", "clip_heatmap.avi"]
+    formats = []
     for name in ("clip.avi", "clip_heatmap.avi"):  # both complete: every frame, at the video's size
         video = cv2.VideoCapture(str(run / name))
         assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 4
         assert int(video.get(cv2.CAP_PROP_FRAME_WIDTH)) == IMGSZ
+        formats.append((video.get(cv2.CAP_PROP_FPS), int(video.get(cv2.CAP_PROP_FOURCC))))
         video.release()
+    assert formats[1] == formats[0] and formats[0][0] == 10  # Ultralytics' codec, the video's own fps: in step
 
 
 @pytest.mark.parametrize("task", TASKS)

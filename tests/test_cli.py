@@ -371,7 +371,7 @@ def test_val_parses_and_dispatches_to_cam_val(monkeypatch, capsys):
         calls.append((model, kwargs))
         return "metrics"
 
-    monkeypatch.setitem(sys.modules, "ultralytics_cam.val_failures", types.SimpleNamespace(cam_val=cam_val))
+    monkeypatch.setitem(sys.modules, "ultralytics_cam.integrations.val_hook", types.SimpleNamespace(cam_val=cam_val))
     argv = [
         "val",
         "model=yolo11n.yaml",

@@ -21,7 +21,7 @@ import torch
 from ultralytics_cam import CamConfig, add_val_failure_hook, remove_val_failure_hook
 from ultralytics_cam._logging import LOGGER
 from ultralytics_cam.engine import CamEngine
-from ultralytics_cam.val_failures import cam_val
+from ultralytics_cam.integrations.val_hook import cam_val
 
 from conftest import render, trained
 
@@ -325,7 +325,7 @@ def test_kinds_conf_and_max_images_options(detect_set, tmp_path):
 
 
 def test_a_cam_error_is_logged_with_the_image_name_and_validation_goes_on(detect_set, tmp_path, monkeypatch, caplog):
-    from ultralytics_cam.failures import explain
+    from ultralytics_cam.integrations.val_hook import explain
 
     data, expected, _ = detect_set
     real = explain.explain_cases
@@ -360,17 +360,17 @@ def test_a_cam_error_is_logged_with_the_image_name_and_validation_goes_on(detect
 
 
 def test_training_validation_is_skipped_unless_asked(detect_set, tmp_path, monkeypatch):
-    from ultralytics_cam import val_failures
+    from ultralytics_cam.integrations.val_hook import hook
 
     data, _, _ = detect_set
     seen = []
-    finish = val_failures._FailureRun.finish
+    finish = hook._FailureRun.finish
 
     def spy(self):
         seen.append(self.validator.training)
         finish(self)
 
-    monkeypatch.setattr(val_failures._FailureRun, "finish", spy)
+    monkeypatch.setattr(hook._FailureRun, "finish", spy)
     train = {"epochs": 1, "imgsz": IMGSZ, "batch": 4, "workers": 0, "plots": False, "verbose": False}
     for during_training, name in ((False, "default"), (True, "asked")):
         seen.clear()
@@ -398,7 +398,7 @@ def test_cam_val_returns_metrics_and_leaves_the_callbacks_as_they_were(detect_se
 
 def test_options_are_checked_when_the_hook_is_added():
     from ultralytics_cam import CamError
-    from ultralytics_cam.val_failures import FailureOptionError
+    from ultralytics_cam.integrations.val_hook import FailureOptionError
 
     model = trained("detect")
     with pytest.raises(FailureOptionError, match="Did you mean 'missed'"):
@@ -417,7 +417,7 @@ def test_options_are_checked_when_the_hook_is_added():
 
 def test_every_kind_the_cli_help_names_is_accepted():
     """The ``yolo-cam val help`` text names the real failure kinds (a stale name would be refused at run time)."""
-    from ultralytics_cam.failures import KINDS
+    from ultralytics_cam.integrations.val_hook.mining import KINDS
     from ultralytics_cam.listings import VAL_KEY_HELP
 
     text, example = VAL_KEY_HELP["kinds"]

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from ultralytics_cam import add_val_failure_hook
-from ultralytics_cam.failures.mining import DEPTH_GRID, DEPTH_MIN_ABS_REL, LOW_IOU, PER_IMAGE
+from ultralytics_cam.integrations.val_hook.mining import DEPTH_GRID, DEPTH_MIN_ABS_REL, LOW_IOU, PER_IMAGE
 
 from conftest import trained
 

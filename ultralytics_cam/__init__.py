@@ -14,16 +14,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._patch import install, is_installed, uninstall
 from .api import cam
-from .callbacks import add_cam_callbacks, remove_cam_callbacks
 from .config import CAM_DEFAULTS, CamConfig
 from .errors import CamError, LayerError, MethodError, PluginError, TargetError, UnsupportedModelError
+from .integrations.model_patch import install, is_installed, uninstall
+from .integrations.predict_callbacks import add_cam_callbacks, remove_cam_callbacks
+from .integrations.val_hook import add_val_failure_hook, remove_val_failure_hook
 from .methods.base import CamMethod, LayerContext, MethodSpec
 from .plugins.hookspecs import hookimpl
 from .result import CamResult
 from .targets import TargetContext, TargetSpec
-from .val_failures import add_val_failure_hook, remove_val_failure_hook
 
 __all__ = [
     "CAM_DEFAULTS",

@@ -45,7 +45,7 @@ __all__ = [
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 
-#: Keys of ``yolo-cam val`` besides the CAM and Ultralytics keys (``ultralytics_cam.val_failures.cam_val``'s own).
+#: Keys of ``yolo-cam val`` besides the CAM and Ultralytics keys (``integrations.val_hook.cam_val``'s own).
 VAL_KEYS = ("kinds", "max_images", "strict")
 #: Keys of ``yolo-cam predict`` besides the CAM and Ultralytics keys: ``engine=local|ray`` (docs/scale.md).
 PREDICT_KEYS = ("engine",)
@@ -624,10 +624,10 @@ def _val(cmd: Command) -> int:
     if "data" not in ult or ult["data"] is None:
         raise UsageError("'data' is missing: yolo-cam val needs data=path/to/data.yaml.")
     try:
-        from .val_failures import cam_val
+        from .integrations.val_hook import cam_val
     except ImportError as e:
         raise RunError(
-            f"'yolo-cam val' needs ultralytics_cam.val_failures, which this installation lacks ({e})."
+            f"'yolo-cam val' needs ultralytics_cam.integrations.val_hook, which this installation lacks ({e})."
         ) from e
     from .errors import CamError
 

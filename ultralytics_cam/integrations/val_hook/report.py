@@ -18,18 +18,22 @@ failing cell (red).
 
 ``<image>`` is the image's file stem (``-2``, ``-3`` appended when stems repeat). Every failure is listed in the JSON
 and CSV; only the explained images (all of them, or the ``max_images`` worst) have files.
+
+Every file is written with the package's atomic writers (:mod:`ultralytics_cam.writers`), as a CAM run's are: a
+crash or Ctrl-C never leaves a half-written file.
 """
 
 from __future__ import annotations
 
 import csv
 import heapq
-import json
+import io
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ...writers import atomic_write_bytes, write_image_file, write_json
 from .mining import KINDS, ImageCase
 
 __all__ = ["SCHEMA_VERSION", "SHEET_MAX", "FailureReport"]
@@ -43,7 +47,7 @@ CSV_COLUMNS = ("image", "kind", "class", "true_class", "confidence", "iou", "fil
 class FailureReport:
     """Collects the failure images of a run, writes their files, and writes the summaries at the end."""
 
-    def __init__(self, folder: Path, names: dict, meta: dict[str, Any]) -> None:
+    def __init__(self, folder: Path, names: dict[int, str], meta: dict[str, Any]) -> None:
         """Report into ``folder`` (created on first write); ``meta`` goes into ``failures.json`` as is."""
         self.folder = Path(folder)
         self.names = names
@@ -51,7 +55,9 @@ class FailureReport:
         self.cases: list[ImageCase] = []
         self.images = 0  # images validated
         self.explained = 0  # images whose files were written
-        self._sheet: list[tuple] = []  # min-heap of the SHEET_MAX worst explained images
+        # min-heap of the SHEET_MAX worst explained images: ((rank, -seq), thumbnail, case); seq is unique, so the
+        # thumbnails are never compared
+        self._sheet: list[tuple[tuple[tuple[float, float], int], np.ndarray, ImageCase]] = []
         self._stems: set[str] = set()
 
     def add(self, case: ImageCase) -> None:
@@ -60,8 +66,6 @@ class FailureReport:
 
     def save(self, case: ImageCase, image: np.ndarray, maps: np.ndarray, alpha: float, colormap: str) -> None:
         """Write one explained image's panel and tiles; ``maps`` are its failures' maps at the original size."""
-        from ultralytics.utils.patches import imwrite
-
         from .drawing import CaseDrawing, panel
 
         drawing = CaseDrawing(image, case, self.names, alpha, colormap)
@@ -76,7 +80,7 @@ class FailureReport:
             f.files = [f"{rel}/panel.jpg"]
             for suffix, tile in drawing.tiles(k, f, m):
                 name = f"{k:02d}_{f.kind}{suffix}.jpg"
-                imwrite(folder / name, tile)
+                write_image_file(folder / name, tile)
                 f.files.append(f"{rel}/{name}")
                 tiles.append(tile)
         conf = self.meta.get("conf")
@@ -88,7 +92,7 @@ class FailureReport:
         if case.ratio_pad is None:  # classification: say what the image is and what the model said
             top = self.names.get(int(case.pred_cls[0]), case.pred_cls[0]) if len(case.pred_cls) else "?"
             legend[1] = f"true {self.names.get(int(case.gt_cls[0]))}, top-1 {top} {float(case.pred_conf[0]):.2f}"
-        imwrite(folder / "panel.jpg", panel(drawing.annotated(), tiles, legend))
+        write_image_file(folder / "panel.jpg", panel(drawing.annotated(), tiles, legend))
         self.explained += 1
         key = (case.rank, -case.seq)
         heapq.heappush(self._sheet, (key, drawing.thumbnail(per_failure), case))
@@ -97,8 +101,6 @@ class FailureReport:
 
     def write(self) -> None:
         """Write ``failures.json``, ``failures.csv`` and (if any image was explained) ``contact_sheet.jpg``."""
-        from ultralytics.utils.patches import imwrite
-
         from .drawing import contact_sheet
 
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -113,33 +115,34 @@ class FailureReport:
             "counts": counts,
             "failures": rows,
         }
-        (self.folder / "failures.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
-        with open(self.folder / "failures.csv", "w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f)
-            writer.writerow(CSV_COLUMNS)
-            for r in rows:
-                names = (r["name"], r["true_name"] or "")
-                writer.writerow(
-                    [
-                        r["image"],
-                        r["kind"],
-                        *names,
-                        _num(r["confidence"]),
-                        _num(r["iou"]),
-                        ";".join(r["files"]),
-                        _num(r.get("error")),
-                    ]
-                )
+        write_json(self.folder / "failures.json", summary)
+        table = io.StringIO(newline="")
+        writer = csv.writer(table)
+        writer.writerow(CSV_COLUMNS)
+        for r in rows:
+            names = (r["name"], r["true_name"] or "")
+            writer.writerow(
+                [
+                    r["image"],
+                    r["kind"],
+                    *names,
+                    _num(r["confidence"]),
+                    _num(r["iou"]),
+                    ";".join(r["files"]),
+                    _num(r.get("error")),
+                ]
+            )
+        atomic_write_bytes(self.folder / "failures.csv", table.getvalue().encode("utf-8"))
         if self._sheet:
             entries = [(case, thumb) for _, thumb, case in sorted(self._sheet, key=lambda e: e[0], reverse=True)]
-            imwrite(self.folder / "contact_sheet.jpg", contact_sheet(entries))
+            write_image_file(self.folder / "contact_sheet.jpg", contact_sheet(entries))
 
     def worst_first(self) -> list[ImageCase]:
         """Images with failures, the worst (:attr:`ImageCase.rank`) first; ties in validation order."""
         return sorted(self.cases, key=lambda c: (tuple(-x for x in c.rank), c.seq))
 
     # -- helpers -----------------------------------------------------------------------------------------------------
-    def _rows(self, case: ImageCase) -> list[dict]:
+    def _rows(self, case: ImageCase) -> list[dict[str, Any]]:
         """One JSON row per failure of an image; boxes in original-image pixels (xyxy, or xywhr for OBB)."""
         gt, pred = _original_boxes(case, case.gt_boxes), _original_boxes(case, case.pred_boxes)
         rows = []
@@ -183,7 +186,7 @@ class FailureReport:
         return self.folder / name
 
 
-def _original_boxes(case: ImageCase, boxes: Any) -> list:
+def _original_boxes(case: ImageCase, boxes: Any) -> list[list[float]]:
     """Boxes in original-image pixels, rounded (empty for classification, which has none)."""
     from ultralytics.utils import ops
 

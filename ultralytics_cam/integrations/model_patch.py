@@ -14,7 +14,7 @@ __all__ = ["install", "is_installed", "uninstall"]
 
 def _model_cam(self: Any, source: Any = None, stream: bool = False, **kwargs: Any) -> Any:
     """Explain every prediction with a class activation map; see :func:`ultralytics_cam.cam`."""
-    from .api import cam
+    from ..api import cam
 
     return cam(self, source, stream=stream, **kwargs)
 

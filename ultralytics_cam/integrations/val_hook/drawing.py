@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
 import torch
 
-from ..plotting import overlay
+from ...plotting import overlay
 from .mining import Failure, ImageCase
 
 __all__ = ["CaseDrawing", "captioned", "contact_sheet", "grid", "panel"]
@@ -44,7 +45,7 @@ class CaseDrawing:
 
     image: np.ndarray  # BGR original
     case: ImageCase
-    names: dict
+    names: dict[int, str]
     alpha: float = 0.5
     colormap: str = "jet"
 
@@ -72,10 +73,13 @@ class CaseDrawing:
         if self.kpts is not None:
             for k in self.kpts:
                 ann.kpts(k, shape=self.display.shape[:2], radius=3, kpt_line=False)
-        truth = Annotator(ann.result(), line_width=1, pil=False)  # thin, on top: visible inside a matching prediction
+        # Ultralytics' Annotator has no annotations: its result() is read as the BGR array it returns
+        annotated: np.ndarray = ann.result()  # type: ignore[no-untyped-call]
+        truth = Annotator(annotated, line_width=1, pil=False)  # thin, on top: visible inside a matching prediction
         for box in self.gt:
             truth.box_label(box, "", color=GT_COLOR)
-        return truth.result()
+        result: np.ndarray = truth.result()  # type: ignore[no-untyped-call]  # as above
+        return result
 
     def tiles(self, number: int, failure: Failure, maps: np.ndarray) -> list[tuple[str, np.ndarray]]:
         """The heatmap tile(s) of one failure with its box(es), captioned: ``[(file suffix, BGR image)]``."""
@@ -92,7 +96,8 @@ class CaseDrawing:
             if failure.candidate_box is not None:
                 ann.box_label(self._boxes(failure.candidate_box[None])[0], "", color=CANDIDATE_COLOR)
             suffix = ("_pred", "_true")[i] if failure.explains_two_classes else ""
-            out.append((suffix, captioned(ann.result(), self._caption(number, failure, i))))
+            tile: np.ndarray = ann.result()  # type: ignore[no-untyped-call]  # Ultralytics' Annotator: no annotations
+            out.append((suffix, captioned(tile, self._caption(number, failure, i))))
         return out
 
     def thumbnail(self, maps: list[np.ndarray]) -> np.ndarray:
@@ -122,22 +127,26 @@ class CaseDrawing:
         return [f"{number}. {kind}", f"{self._name(f.cls)}{score}{iou}"]
 
     def _name(self, c: int | None) -> str:
-        return str(self.names.get(c, c)) if isinstance(self.names, dict) else str(c)
+        return str(self.names.get(c, c)) if c is not None and isinstance(self.names, dict) else str(c)
 
-    def _boxes(self, boxes: torch.Tensor) -> list:
+    def _boxes(self, boxes: torch.Tensor) -> list[Any]:
         """Boxes in display pixels as ``Annotator.box_label`` takes them (4 corners for rotated boxes)."""
         from ultralytics.utils import ops
 
         if len(boxes) == 0 or not boxes.any():  # classify keeps zero boxes
             return []
-        b = boxes.clone().float()
+        b: torch.Tensor = boxes.clone().float()
         rotated = b.shape[-1] == 5
         if self.case.ratio_pad is not None:
-            b = ops.scale_boxes(self.case.input_hw, b, self.image.shape[:2], self.case.ratio_pad, xywh=rotated)
+            b = torch.as_tensor(  # a tensor in, a tensor out (annotated as tensor or array)
+                ops.scale_boxes(self.case.input_hw, b, self.image.shape[:2], self.case.ratio_pad, xywh=rotated)
+            )
         if rotated:
             b[:, :4] *= self.scale
-            return (ops.xywhr2xyxyxyxy(b)).tolist()
-        return (b * self.scale).tolist()
+            corners: torch.Tensor = ops.xywhr2xyxyxyxy(b)  # type: ignore[no-untyped-call]  # Ultralytics: no annotations
+            return corners.tolist()
+        scaled: list[Any] = (b * self.scale).tolist()
+        return scaled
 
     def _keypoints(self, kpts: torch.Tensor | None) -> torch.Tensor | None:
         """Keypoints in display pixels."""

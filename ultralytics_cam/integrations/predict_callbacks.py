@@ -19,7 +19,7 @@ traced with the outputs of the very forward pass that made them because two forw
 bit-identical on every backend (measured on CPU: the last image of a list differs from the others in the 7th
 digit), and rows are identified by their exact confidence. The engine leaves Ultralytics' ``inference_mode`` itself
 and leaves no hooks behind. A CAM error is logged with the image names and the predict goes on (``strict=True``
-raises instead).
+raises instead; :class:`~ultralytics_cam.integrations.base.Guard`).
 """
 
 from __future__ import annotations
@@ -27,16 +27,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ._logging import LOGGER, PREFIX
-from .config import CamConfig, split_kwargs
+from ..config import CamConfig, split_kwargs
+from .base import KIND_ATTR, Callbacks, Guard, mark, register, remove
+
+if TYPE_CHECKING:
+    from ..engine import CamEngine
+    from ..heads import Selection
 
 __all__ = ["add_cam_callbacks", "cam_callbacks", "remove_cam_callbacks"]
 
-#: Attribute naming which of our callbacks a function is ("predict" or "val"); ``_ultralytics_cam`` marks all of them
-#: so that ``model.cam`` (api._callbacks_for) never runs them inside its own predictor.
-KIND_ATTR = "_ultralytics_cam_kind"
+_KIND = "predict"  # our callbacks' kind (integrations.base): removing them leaves the val hook
 _STATE_ATTR = "_ultralytics_cam_callbacks"  # per-predictor state: the engine and the options it was built for
 _PREDS_ATTR = "_ultralytics_cam_preds"  # the model outputs of the batch being predicted
 _SUFFIX = "_heatmap"  # <name>_heatmap.jpg beside Ultralytics' <name>.jpg; not "_cam", which visualize=True writes
@@ -63,15 +65,13 @@ def add_cam_callbacks(model: Any, *, strict: bool = False, **options: Any) -> No
         raise ValueError(
             f"add_cam_callbacks() takes CAM options only; pass {', '.join(map(repr, rest))} to model.predict() instead."
         )
-    remove_cam_callbacks(model)
-    for event, fn in cam_callbacks(config, strict=strict).items():
-        model.add_callback(event, fn)
+    remove_cam_callbacks(model)  # also drops the engine a reused predictor holds for the old options
+    register(model, _KIND, cam_callbacks(config, strict=strict))
 
 
 def remove_cam_callbacks(model: Any) -> None:
     """Remove the callbacks of :func:`add_cam_callbacks` (if any) and the engine a reused predictor holds."""
-    for fns in model.callbacks.values():
-        fns[:] = [f for f in fns if getattr(f, KIND_ATTR, None) != "predict"]
+    remove(model, _KIND)
     predictor = model.__dict__.get("predictor")  # not getattr: Model.__getattr__ would forward to the network
     if predictor is not None:
         predictor.__dict__.pop(_STATE_ATTR, None)
@@ -80,28 +80,27 @@ def remove_cam_callbacks(model: Any) -> None:
 
 def cam_callbacks(config: CamConfig, strict: bool = False) -> dict[str, Callable[[Any], None]]:
     """Return the ``{event: callback}`` dict that :func:`add_cam_callbacks` registers (for custom registration)."""
+    guard = Guard("CAM", "The predictions are unaffected", "remove_cam_callbacks(model) turns CAM off.", strict)
 
     def on_predict_start(predictor: Any) -> None:
-        _guard(predictor, strict, "could not set up", lambda: _setup(predictor, config))
+        guard(lambda: _setup(predictor, config), _batch_images(predictor), "could not set up")
 
     def on_predict_batch_end(predictor: Any) -> None:
         state = predictor.__dict__.get(_STATE_ATTR)
         preds = predictor.__dict__.pop(_PREDS_ATTR, None)
-        if state is not None and state.engine is not None and preds is not None:
-            _guard(predictor, strict, "failed", lambda: _explain_batch(predictor, state, preds))
+        engine = state.engine if state is not None else None
+        if engine is not None and preds is not None:
+            guard(lambda: _explain_batch(predictor, state, engine, preds), _batch_images(predictor))
 
     def on_predict_end(predictor: Any) -> None:
         _release_outputs(predictor)
 
-    callbacks = {
+    callbacks: Callbacks = {
         "on_predict_start": on_predict_start,
         "on_predict_batch_end": on_predict_batch_end,
         "on_predict_end": on_predict_end,
     }
-    for fn in callbacks.values():
-        fn._ultralytics_cam = True
-        setattr(fn, KIND_ATTR, "predict")
-    return callbacks
+    return mark(callbacks, _KIND)
 
 
 @dataclass
@@ -110,28 +109,19 @@ class _State:
 
     config: CamConfig
     model: Any  # the predictor's model the engine was built on (a new predictor model means a new engine)
-    engine: Any
+    engine: CamEngine | None
 
 
-def _guard(predictor: Any, strict: bool, what: str, fn: Callable[[], None]) -> None:
-    """Run ``fn``; a failure is logged with the batch's image names and the predict goes on (unless ``strict``)."""
-    try:
-        fn()
-    except Exception as e:
-        if strict:
-            raise
-        batch = getattr(predictor, "batch", None)
-        where = f" for {', '.join(Path(str(p)).name for p in batch[0])}" if batch else ""
-        LOGGER.warning(
-            f"{PREFIX}CAM {what}{where}: {type(e).__name__}: {e}. The predictions are unaffected; "
-            "remove_cam_callbacks(model) turns CAM off."
-        )
+def _batch_images(predictor: Any) -> list[str]:
+    """The paths of the batch being predicted (none before the first batch), for the guard's warning."""
+    batch = getattr(predictor, "batch", None)
+    return [str(p) for p in batch[0]] if batch else []
 
 
 def _setup(predictor: Any, config: CamConfig) -> None:
     """Build (or reuse) the engine on the predictor's model; none for runs without ``Results``."""
-    from .engine import CamEngine
-    from .predictor import CamPredictorMixin
+    from ..engine import CamEngine
+    from ..predictor import CamPredictorMixin
 
     if isinstance(predictor, CamPredictorMixin) or predictor.args.embed:  # model.cam runs its own; embed: no Results
         predictor.__dict__.pop(_STATE_ATTR, None)
@@ -146,7 +136,7 @@ def _setup(predictor: Any, config: CamConfig) -> None:
 
 def _keep_outputs(predictor: Any) -> None:
     """Have ``predictor.inference`` also leave the outputs it returns on the predictor, for this batch's CAM."""
-    if getattr(predictor.__dict__.get("inference"), KIND_ATTR, None) == "predict":
+    if getattr(predictor.__dict__.get("inference"), KIND_ATTR, None) == _KIND:
         return
     original = predictor.inference
 
@@ -155,32 +145,32 @@ def _keep_outputs(predictor: Any) -> None:
         predictor.__dict__[_PREDS_ATTR] = preds
         return preds
 
-    setattr(inference, KIND_ATTR, "predict")
-    inference._original = original
+    setattr(inference, KIND_ATTR, _KIND)
+    inference._original = original  # type: ignore[attr-defined]  # read back by _release_outputs
     predictor.inference = inference
 
 
 def _release_outputs(predictor: Any) -> None:
     """Give the predictor its own ``inference`` back and drop any outputs still held."""
     wrapper = predictor.__dict__.get("inference")
-    if getattr(wrapper, KIND_ATTR, None) == "predict":
-        original = wrapper._original
-        if getattr(original, "__self__", None) is predictor and original.__func__ is type(predictor).inference:
+    if getattr(wrapper, KIND_ATTR, None) == _KIND:
+        original, own = wrapper._original, type(predictor).inference
+        if getattr(original, "__self__", None) is predictor and original.__func__ is own:
             del predictor.__dict__["inference"]  # it was the class's method: nothing of ours is left behind
         else:
             predictor.inference = original  # someone else's wrapper was there before ours
     predictor.__dict__.pop(_PREDS_ATTR, None)
 
 
-def _explain_batch(predictor: Any, state: _State, preds: Any) -> None:
+def _explain_batch(predictor: Any, state: _State, engine: CamEngine, preds: Any) -> None:
     """Explain the final rows of this batch's ``Results``, attach ``r.cam``, and save the overlays with ``save``.
 
     ``preds`` are the outputs of the predictor's own forward pass, which made the rows; they trace rows to anchors.
     """
-    from .geometry import geometry_kind
-    from .predictor import attach_cams
+    from ..geometry import geometry_kind
+    from ..predictor import attach_cams
 
-    engine, config = state.engine, state.config
+    config = state.config
     results = predictor.results
     im = predictor.preprocess(predictor.batch[1])  # the very tensor the predictor ran (a local there)
     sels = _select_rows(engine, predictor, preds, results, tuple(im.shape[2:]))
@@ -195,7 +185,9 @@ def _explain_batch(predictor: Any, state: _State, preds: Any) -> None:
         _save(predictor, results)
 
 
-def _select_rows(engine: Any, predictor: Any, preds: Any, results: list, imgsz: tuple[int, int]) -> list:
+def _select_rows(
+    engine: CamEngine, predictor: Any, preds: Any, results: list[Any], imgsz: tuple[int, int]
+) -> list[Selection]:
     """Trace every final ``Results`` row back to its pre-NMS anchor / query, in the row order the user sees.
 
     ``adapter.select`` repeats the predictor's NMS on the predictor's own outputs (``preds``, which hold the head's
@@ -231,36 +223,45 @@ class _Rows:
         return len(self.conf)
 
 
-def _save(predictor: Any, results: list) -> None:
-    """Write each overlay beside Ultralytics' own output: an image per image, a video per video or stream."""
-    import cv2
-    from ultralytics.utils import MACOS, WINDOWS
-    from ultralytics.utils.patches import imwrite
+def _save(predictor: Any, results: list[Any]) -> None:
+    """Write each overlay beside Ultralytics' own output: an image per image, a video per video or stream.
+
+    Through the package's save path, not a copy of it: an image's overlay is written as ``model.cam(save=True)``
+    writes its ``heatmap.png`` (:func:`~ultralytics_cam.writers.write_image_file`: encoded by suffix, atomic); a
+    video's or stream's frames go through Ultralytics' own video writer, as ``model.cam``'s streams do
+    (:func:`_write_video_frame`).
+    """
+    from ..writers import write_image_file
 
     paths = predictor.batch[0]
     video = predictor.dataset.mode in {"stream", "video"}
     for i, r in enumerate(results):
         p = Path(str(paths[i]))
-        base = _output_base(predictor, i, p)
+        name = f"{_output_base(predictor, i, p)}{_SUFFIX}"
         overlay = r.cam.plot()
-        if not video:
-            imwrite(predictor.save_dir / f"{base}{_SUFFIX}.jpg", overlay)
-            continue
-        # Ultralytics' own writers dict: it releases every writer in it when the stream ends, however it ends.
-        key = predictor.save_dir / f"{base}{_SUFFIX}{p.suffix}"
-        if key not in predictor.vid_writer:
-            suffix, fourcc = (".mp4", "avc1") if MACOS else (".avi", "WMV2") if WINDOWS else (".avi", "MJPG")
-            fps = predictor.dataset.fps if predictor.dataset.mode == "video" else 30
-            predictor.vid_writer[key] = cv2.VideoWriter(
-                str(key.with_suffix(suffix)),
-                cv2.VideoWriter_fourcc(*fourcc),
-                max(1, fps / predictor.args.vid_stride),
-                (overlay.shape[1], overlay.shape[0]),
-            )
-        predictor.vid_writer[key].write(overlay)
+        if video:
+            _write_video_frame(predictor, predictor.save_dir / f"{name}{p.suffix}", overlay)
+        else:
+            write_image_file(predictor.save_dir / f"{name}.jpg", overlay)
+
+
+def _write_video_frame(predictor: Any, save_path: Path, overlay: Any) -> None:
+    """Append ``overlay`` to the video ``save_path`` with the predictor's own ``save_predicted_images``.
+
+    So the suffix, codec and fps are Ultralytics' choice for this platform and source (a video file's own fps, over
+    ``vid_stride``), the heatmap video plays in step with Ultralytics' video beside it, and its writer sits in the
+    predictor's ``vid_writer`` dict, which Ultralytics releases when the stream ends, however it ends. Only the video:
+    ``save_frames`` is off for the call, as it is for ``model.cam``'s stream overlays.
+    """
+    plotted, save_frames = getattr(predictor, "plotted_img", None), predictor.args.save_frames
+    predictor.plotted_img, predictor.args.save_frames = overlay, False
+    try:
+        predictor.save_predicted_images(save_path, None)
+    finally:
+        predictor.plotted_img, predictor.args.save_frames = plotted, save_frames
 
 
 def _output_base(predictor: Any, i: int, p: Path) -> str:
     """The file stem Ultralytics used for this image (``bus``, or ``bus-2`` when two sources share a stem)."""
     sources = getattr(predictor, "_sources", None) or {}  # filled by write_results; absent in older releases
-    return sources.get(p if predictor.dataset.mode == "video" else i, p.stem)
+    return str(sources.get(p if predictor.dataset.mode == "video" else i, p.stem))

@@ -143,7 +143,7 @@ class ImageCase:
     failures: list[Failure] = field(default_factory=list)
     severity: float | None = None  # dense tasks: how bad the worst failure is (1 - IoU; metres of error)
     pred_labels: list[str] | None = None  # dense tasks: the label of each pred box (instead of class and conf)
-    _restore: tuple | None = None  # (dtype, device) when :attr:`input` is stored compactly as uint8
+    _restore: tuple[torch.dtype, torch.device] | None = None  # set when :attr:`input` is stored compactly as uint8
 
     @property
     def name(self) -> str:
@@ -153,7 +153,7 @@ class ImageCase:
         return Path(self.path).name if self.path else f"image{self.seq:06d}"
 
     @property
-    def rank(self) -> tuple:
+    def rank(self) -> tuple[float, float]:
         """How bad the image is, for "the worst first": most failures; dense tasks: the worst failure first."""
         if self.severity is not None:
             return (self.severity, len(self.failures))
@@ -162,7 +162,8 @@ class ImageCase:
     @property
     def input_hw(self) -> tuple[int, int]:
         """(h, w) of the model input."""
-        return tuple(self.input.shape[-2:])
+        h, w = self.input.shape[-2:]
+        return int(h), int(w)
 
     def compact(self) -> None:
         """Keep the model input on the CPU, as uint8 when that is exact (4x smaller; inputs are uint8 / 255)."""
@@ -188,8 +189,8 @@ class ImageCase:
 
 
 def mine_detections(
-    validator: Any, pred: dict, pbatch: dict, conf: float, kinds: tuple[str, ...]
-) -> tuple[dict, list[Failure]]:
+    validator: Any, pred: dict[str, Any], pbatch: dict[str, Any], conf: float, kinds: tuple[str, ...]
+) -> tuple[dict[str, Any], list[Failure]]:
     """Return the predictions at or above ``conf`` and the failures of one detect/segment/pose/obb image.
 
     Args:
@@ -211,6 +212,7 @@ def mine_detections(
 
     failures: list[Failure] = []
     covered = claimed >= 0
+    k: int | None  # the object a failing prediction is about (None: background)
     for j in torch.nonzero(~correct).view(-1).tolist():
         c, score = int(pred_cls[j]), float(predn["conf"][j])
         col, col_same = iou[:, j], iou[:, j] * same[:, j]
@@ -225,6 +227,7 @@ def mine_detections(
         else:
             k, kind = (int(col.argmax()) if len(col) else None), "false_positive"
         if kind in ("wrong_class", "poor_localisation"):
+            assert k is not None  # both kinds come from an object's overlap above
             covered[k] = True
         on_object = k is not None and float(col[k]) >= LOCALISATION_MIN_IOU  # else: background, whatever is near
         failure = Failure(
@@ -269,7 +272,12 @@ class DenseFailures:
 
 
 def mine_semantic(
-    pred: torch.Tensor, true: torch.Tensor, nc: int, names: dict, kinds: tuple[str, ...], content: torch.Tensor
+    pred: torch.Tensor,
+    true: torch.Tensor,
+    nc: int,
+    names: dict[int, str],
+    kinds: tuple[str, ...],
+    content: torch.Tensor,
 ) -> DenseFailures:
     """Return the classes with the lowest IoU of one semantic image (IoU below :data:`LOW_IOU`, the worst first).
 
@@ -302,7 +310,12 @@ def mine_semantic(
     scored.sort(key=lambda e: (e[0], e[1]))
     if "low_iou" not in kinds:
         scored = []
-    failures, gt_boxes, pred_boxes, gt_cls, pred_cls, labels = [], [], [], [], [], []
+    failures: list[Failure] = []
+    gt_boxes: list[torch.Tensor] = []
+    pred_boxes: list[torch.Tensor] = []
+    gt_cls: list[int] = []
+    pred_cls: list[int] = []
+    labels: list[str] = []
     for iou, cls, p, t in scored[:PER_IMAGE]:
         f = Failure("low_iou", cls, true_cls=cls if bool(t.any()) else None, iou=round(iou, 5), pixels=p | t)
         name = str(names.get(cls, cls)) if isinstance(names, dict) else str(cls)
@@ -323,7 +336,7 @@ def mine_semantic(
         torch.tensor(pred_cls, dtype=torch.long),
         torch.stack(pred_boxes) if pred_boxes else torch.zeros((0, 4)),
         labels,
-        1.0 - failures[0].iou if failures else None,
+        1.0 - (failures[0].iou or 0.0) if failures else None,  # a low_iou failure always has its IoU
     )
 
 

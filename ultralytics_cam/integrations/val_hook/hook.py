@@ -1,32 +1,43 @@
 """A validation hook that explains the model's failures: why did it miss this object, why did it see that one?
 
 ``add_val_failure_hook(model)`` registers two Ultralytics callbacks; a plain ``model.val(data=...)`` then returns its
-usual metrics and also writes ``save_dir/cam_failures/`` (layout in :mod:`ultralytics_cam.failures.report`).
+usual metrics and also writes ``save_dir/cam_failures/`` (layout in :mod:`.report`).
 
 How it hooks in (Ultralytics' validator keeps the model, batch and predictions in locals that no callback sees):
 ``on_val_start`` wraps two methods of that one validator instance. ``init_metrics(model)`` hands over the model the
 validator runs (its fused ``AutoBackend``, or the EMA model during training), on which the CAM engine is built.
 ``update_metrics(preds, batch)`` first runs Ultralytics' own version untouched, then finds the batch's failures with
-Ultralytics' own matching (:mod:`~ultralytics_cam.failures.mining`) before ``plot_images`` mutates the batch, and
-explains them with one forward and one batched backward. ``on_val_end`` writes the summaries and unwraps.
+Ultralytics' own matching (:mod:`.mining`) before ``plot_images`` mutates the batch, and explains them with one
+forward and one batched backward (:mod:`.explain`). ``on_val_end`` writes the summaries and unwraps.
 
-The hook never breaks the run: an error is logged with the image name and validation goes on (``strict=True``
-raises instead). During training (``validator.training``) it does nothing unless ``during_training=True``.
+The hook never breaks the run (:class:`~ultralytics_cam.integrations.base.Guard`): an error is logged with the image
+name and validation goes on (``strict=True`` raises instead). During training (``validator.training``) it does
+nothing unless ``during_training=True``.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
 import heapq
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ._logging import LOGGER, PREFIX
-from .config import CAM_DEFAULTS, CamConfig
-from .errors import CamError
+from ..._logging import LOGGER, PREFIX
+from ...config import CAM_DEFAULTS, CamConfig
+from ...errors import CamError
+from ..base import Callbacks, Guard, mark, register, remove
+
+if TYPE_CHECKING:
+    import torch
+
+    from .mining import ImageCase
+
+#: ``(ImageCase.rank, -seq, case)``: the heap entry of an image kept for the end (``max_images``); seq is unique.
+_Pending = tuple[tuple[float, float], int, "ImageCase"]
 
 __all__ = [
     "FailureOptionError",
@@ -37,7 +48,7 @@ __all__ = [
     "val_failure_callbacks",
 ]
 
-_KIND_ATTR = "_ultralytics_cam_kind"  # the same marker as the predict callbacks (callbacks.KIND_ATTR)
+_KIND = "val"  # our callbacks' kind (integrations.base): removing the hook leaves the predict callbacks
 _RUN_ATTR = "_ultralytics_cam_failures"  # the run state on the validator instance
 _FOLDER = "cam_failures"
 _EVENTS = ("on_val_start", "on_val_end")
@@ -60,7 +71,7 @@ class FailureOptions:
 
     def __post_init__(self) -> None:
         """Check every option; errors name the option and what it accepts."""
-        from .failures import KINDS
+        from .mining import KINDS
 
         if isinstance(self.conf, bool) or not isinstance(self.conf, (int, float)) or not 0 <= self.conf <= 1:
             raise FailureOptionError(f"conf={self.conf!r} is not valid: use a number between 0 and 1.")
@@ -105,7 +116,7 @@ def add_val_failure_hook(
     Args:
         model: an Ultralytics ``Model`` (detect, segment, semantic, depth, pose, obb or classify) with PyTorch
             weights. Semantic failures are the classes with the lowest IoU of each image, depth failures the cells of
-            a 4 x 4 grid with the largest error (see :mod:`ultralytics_cam.failures.mining`).
+            a 4 x 4 grid with the largest error (see :mod:`ultralytics_cam.integrations.val_hook.mining`).
         method: CAM method name, case-insensitive.
         conf: confidence at which a prediction counts (the validator itself keeps everything above 0.001); not
             used by semantic and depth models, whose predictions have no confidence.
@@ -131,15 +142,12 @@ def add_val_failure_hook(
             f"during_training and the CAM options {', '.join(CAM_DEFAULTS)}; validation arguments go to model.val()."
         )
     options = FailureOptions(CamConfig(method=method, **cam_options), conf, kinds, max_images, strict, during_training)
-    remove_val_failure_hook(model)
-    for event, fn in val_failure_callbacks(options).items():
-        model.add_callback(event, fn)
+    register(model, _KIND, val_failure_callbacks(options))
 
 
 def remove_val_failure_hook(model: Any) -> None:
     """Remove the callbacks of :func:`add_val_failure_hook`, if any."""
-    for fns in model.callbacks.values():
-        fns[:] = [f for f in fns if getattr(f, _KIND_ATTR, None) != "val"]
+    remove(model, _KIND)
 
 
 def cam_val(
@@ -148,7 +156,7 @@ def cam_val(
     data: str,
     method: str = "HiResCAM",
     conf: float = 0.25,
-    kinds: tuple | None = None,
+    kinds: tuple[str, ...] | None = None,
     max_images: int | None = None,
     strict: bool = False,
     **val_kwargs: Any,
@@ -170,7 +178,7 @@ def cam_val(
             model.callbacks[event][:] = fns
 
 
-def val_failure_callbacks(options: FailureOptions) -> dict[str, Callable[[Any], None]]:
+def val_failure_callbacks(options: FailureOptions) -> Callbacks:
     """Return the ``{event: callback}`` dict that :func:`add_val_failure_hook` registers."""
 
     def on_val_start(validator: Any) -> None:
@@ -187,18 +195,14 @@ def val_failure_callbacks(options: FailureOptions) -> dict[str, Callable[[Any], 
             finally:
                 run.uninstall()
 
-    callbacks = {"on_val_start": on_val_start, "on_val_end": on_val_end}
-    for fn in callbacks.values():
-        fn._ultralytics_cam = True
-        setattr(fn, _KIND_ATTR, "val")
-    return callbacks
+    return mark({"on_val_start": on_val_start, "on_val_end": on_val_end}, _KIND)
 
 
 class _FailureRun:
     """The state of one validation run: the engine, the images waiting to be explained, and the report."""
 
     def __init__(self, validator: Any, options: FailureOptions) -> None:
-        from .failures import TASK_KINDS
+        from .mining import TASK_KINDS
 
         self.validator = validator
         self.options = options
@@ -208,16 +212,22 @@ class _FailureRun:
         self.engine: Any = None
         self.report: Any = None
         self.seq = 0
-        self.pending: list[tuple] = []  # min-heap of the max_images worst images, explained at the end
-        self.indices: deque | None = None  # classification: dataset indices of each batch, in loading order
+        self.pending: list[_Pending] = []  # min-heap of the max_images worst images, explained at the end
+        self.indices: deque[list[int]] | None = None  # classification: dataset indices of each batch, in loading order
         self._wrapped: dict[str, Any] = {}
+        self._guard = Guard(
+            "failure analysis",
+            "Validation metrics are unaffected",
+            "remove_val_failure_hook(model) turns the analysis off.",
+            options.strict,
+        )
 
     # -- lifecycle -----------------------------------------------------------------------------------------------
     def install(self) -> None:
         """Wrap this validator's ``init_metrics`` / ``update_metrics`` and prepare an empty ``cam_failures/``."""
         import shutil
 
-        from .failures import TASK_KINDS
+        from .mining import TASK_KINDS
 
         v = self.validator
         if self.task not in TASK_KINDS:
@@ -252,15 +262,15 @@ class _FailureRun:
         if v.__dict__.get(_RUN_ATTR) is self:
             del v.__dict__[_RUN_ATTR]
 
-    def _init_metrics(self, original: Callable) -> Callable:
+    def _init_metrics(self, original: Callable[[Any], None]) -> Callable[[Any], None]:
         def init_metrics(model: Any) -> None:
             original(model)
             self.guard(None, lambda: self.start(model))
 
         return init_metrics
 
-    def _update_metrics(self, original: Callable) -> Callable:
-        def update_metrics(preds: Any, batch: dict) -> None:
+    def _update_metrics(self, original: Callable[[Any, dict[str, Any]], None]) -> Callable[[Any, dict[str, Any]], None]:
+        def update_metrics(preds: Any, batch: dict[str, Any]) -> None:
             original(preds, batch)  # Ultralytics' metrics first, untouched
             self.guard(None, lambda: self.update(preds, batch))
 
@@ -270,9 +280,9 @@ class _FailureRun:
         """Build the report and the engine on the model the validator runs (no engine: failures listed, no maps)."""
         from dataclasses import replace
 
-        from .engine import CamEngine
-        from .failures import mining
-        from .failures.report import FailureReport
+        from ...engine import CamEngine
+        from . import mining
+        from .report import FailureReport
 
         v, o = self.validator, self.options
         config = o.config
@@ -316,7 +326,7 @@ class _FailureRun:
         self.explain(waiting)
         self.report.write()
         try:  # the browsable report of the failures (kinds, classes, heatmaps); never fails the validation
-            from .report import write_report
+            from ...report import write_report
 
             write_report(self.report.folder)
         except Exception as e:
@@ -327,7 +337,7 @@ class _FailureRun:
         )
 
     # -- per batch -----------------------------------------------------------------------------------------------
-    def update(self, preds: Any, batch: dict) -> None:
+    def update(self, preds: Any, batch: dict[str, Any]) -> None:
         """Find the failures of every image of the batch; explain them now, or keep the worst for the end."""
         if self.report is None:
             return
@@ -337,7 +347,7 @@ class _FailureRun:
         for si in range(n):
             self.seq += 1
             path = self._path(batch, si, indices)
-            case = self.guard(path, lambda si=si, path=path: self._mine(preds, batch, si, path))
+            case = self.guard(path, functools.partial(self._mine, preds, batch, si, path))
             if case is not None and case.failures:
                 self.report.add(case)
                 cases.append(case)
@@ -351,11 +361,11 @@ class _FailureRun:
             if len(self.pending) > self.options.max_images:
                 heapq.heappop(self.pending)[-1].release()
 
-    def _mine(self, preds: Any, batch: dict, si: int, path: str | None) -> Any:
-        """The :class:`~ultralytics_cam.failures.ImageCase` of one image (with its failures, maybe none)."""
+    def _mine(self, preds: Any, batch: dict[str, Any], si: int, path: str | None) -> ImageCase:
+        """The :class:`~.mining.ImageCase` of one image (with its failures, maybe none)."""
         import torch
 
-        from .failures.mining import ImageCase, mine_classification, mine_detections
+        from .mining import ImageCase, mine_classification, mine_detections
 
         v = self.validator
         if self.task in DENSE_TASKS:
@@ -382,7 +392,7 @@ class _FailureRun:
         return ImageCase(
             self.seq,
             path,
-            tuple(int(x) for x in pbatch["ori_shape"]),
+            _hw(pbatch["ori_shape"]),
             pbatch["ratio_pad"],
             batch["img"][si],
             gt_cls=pbatch["cls"].long().view(-1).cpu(),
@@ -394,8 +404,8 @@ class _FailureRun:
             failures=failures,
         )
 
-    def _mine_dense(self, preds: Any, batch: dict, si: int, path: str | None) -> Any:
-        """The :class:`~ultralytics_cam.failures.ImageCase` of one semantic or depth image.
+    def _mine_dense(self, preds: Any, batch: dict[str, Any], si: int, path: str | None) -> ImageCase:
+        """The :class:`~.mining.ImageCase` of one semantic or depth image.
 
         Reads what the validator scores: its postprocessed predictions and the batch's label at the label's size.
         Semantic batches carry the letterbox (``ratio_pad``); the depth validator stretches every image to the input
@@ -404,15 +414,15 @@ class _FailureRun:
         import torch
         import torch.nn.functional as F
 
-        from .failures.mining import ImageCase, mine_depth, mine_semantic
+        from .mining import ImageCase, mine_depth, mine_semantic
 
         v, image = self.validator, batch["img"][si]
-        hw = tuple(image.shape[-2:])
+        hw = _hw(image.shape[-2:])
         if self.task == "semantic":
-            ori_shape = tuple(int(x) for x in batch["ori_shape"][si])
+            ori_shape = _hw(batch["ori_shape"][si])
             ratio_pad = batch["ratio_pad"][si]
             true, pred = batch["semantic_mask"][si], preds[si]
-            content = _content(hw, ori_shape, ratio_pad, tuple(true.shape[-2:]))
+            content = _content(hw, ori_shape, ratio_pad, _hw(true.shape[-2:]))
             mined = mine_semantic(pred, true, len(v.names), dict(v.names), self.kinds, content)
         else:
             ori_shape = _file_hw(path) or hw
@@ -432,6 +442,8 @@ class _FailureRun:
             )
         if tuple(true.shape[-2:]) != hw:  # failures are explained at the model input
             for f in mined.failures:
+                if f.pixels is None:  # every dense failure has its pixels (mining)
+                    continue
                 f.pixels = F.interpolate(f.pixels[None, None].float(), hw, mode="nearest")[0, 0] > 0
             scale = torch.tensor([hw[1] / true.shape[-1], hw[0] / true.shape[-2]] * 2)
             mined.gt_boxes, mined.pred_boxes = mined.gt_boxes * scale, mined.pred_boxes * scale
@@ -451,7 +463,7 @@ class _FailureRun:
             pred_labels=mined.pred_labels,
         )
 
-    def _path(self, batch: dict, si: int, indices: list | None) -> str | None:
+    def _path(self, batch: dict[str, Any], si: int, indices: list[int] | None) -> str | None:
         """The image file of sample ``si`` (classification batches do not say; the recorded loader order does)."""
         if "im_file" in batch:
             return str(batch["im_file"][si])
@@ -461,13 +473,13 @@ class _FailureRun:
         return str(samples[indices[si]][0])
 
     # -- explaining ----------------------------------------------------------------------------------------------
-    def explain(self, cases: list) -> None:
+    def explain(self, cases: list[ImageCase]) -> None:
         """Explain and save the given images, a validator batch at a time; a failing image is logged and skipped."""
         if self.engine is None or not cases:
             for case in cases:
                 case.release()
             return
-        by_size: dict[tuple, list] = {}
+        by_size: dict[tuple[int, int], list[ImageCase]] = {}
         for case in cases:
             by_size.setdefault(case.input_hw, []).append(case)
         size = max(1, int(self.validator.args.batch or 1))
@@ -475,9 +487,9 @@ class _FailureRun:
             for i in range(0, len(group), size):
                 self._explain_chunk(group[i : i + size])
 
-    def _explain_chunk(self, chunk: list) -> None:
+    def _explain_chunk(self, chunk: list[ImageCase]) -> None:
         """One CAM pass for a chunk; if it fails, one pass per image so that only the failing image is lost."""
-        from .failures.explain import explain_cases
+        from .explain import explain_cases
 
         try:
             maps = explain_cases(self.engine, chunk)
@@ -492,14 +504,14 @@ class _FailureRun:
                 chunk[0].release()
             return
         for case, m in zip(chunk, maps):
-            self.guard(case.path or case.name, lambda case=case, m=m: self._save(case, m))
+            self.guard(case.path or case.name, functools.partial(self._save, case, m))
             case.release()
 
-    def _save(self, case: Any, maps: Any) -> None:
+    def _save(self, case: ImageCase, maps: torch.Tensor) -> None:
         """Write one image's files: read the original, bring the maps onto it, draw."""
         from ultralytics.utils.patches import imread
 
-        from .failures.explain import to_original
+        from .explain import to_original
 
         image = imread(case.path) if case.path else None
         if image is None:  # unknown file (classification without a recorded order): show the model input itself
@@ -507,31 +519,26 @@ class _FailureRun:
             image = (x.permute(1, 2, 0).numpy()[..., ::-1] * 255).round().clip(0, 255).astype("uint8").copy()
         if case.ori_shape is None:
             case.ori_shape = tuple(image.shape[:2])
-        maps = to_original(maps, case, image.shape[:2])
         cfg = self.options.config
-        self.report.save(case, image, maps, cfg.alpha, cfg.colormap)
+        self.report.save(case, image, to_original(maps, case, image.shape[:2]), cfg.alpha, cfg.colormap)
 
     # -- errors --------------------------------------------------------------------------------------------------
     def guard(self, image: str | None, fn: Callable[[], Any]) -> Any:
         """Run ``fn``; an error is logged with the image's name and validation goes on (unless ``strict``)."""
-        try:
-            return fn()
-        except Exception as e:
-            if self.options.strict:
-                raise
-            self._log(image, e)
-            return None
+        return self._guard(fn, [image] if image else ())
 
-    @staticmethod
-    def _log(image: str | None, e: Exception) -> None:
-        where = f" for {Path(image).name}" if image else ""
-        LOGGER.warning(
-            f"{PREFIX}failure analysis failed{where}: {type(e).__name__}: {e}. Validation metrics are unaffected; "
-            "remove_val_failure_hook(model) turns the analysis off."
-        )
+    def _log(self, image: str | None, e: Exception) -> None:
+        self._guard.log(e, [image] if image else ())
 
 
-def _content(hw: tuple[int, int], ori_shape: tuple[int, int], ratio_pad: Any, label_hw: tuple[int, int]) -> Any:
+def _hw(shape: Any) -> tuple[int, int]:
+    """``(h, w)`` as plain ints, from a tensor's shape, a list or a tensor of two numbers."""
+    return int(shape[0]), int(shape[1])
+
+
+def _content(
+    hw: tuple[int, int], ori_shape: tuple[int, int], ratio_pad: Any, label_hw: tuple[int, int]
+) -> torch.Tensor:
     """(H, W) bool at the label's size: the image content inside the validator's letterbox (padding excluded)."""
     import torch
 
@@ -562,7 +569,7 @@ def _file_hw(path: str | None) -> tuple[int, int] | None:
         return None
 
 
-def _record_indices(dataloader: Any) -> deque | None:
+def _record_indices(dataloader: Any) -> deque[list[int]] | None:
     """Record, in loading order, the dataset indices of each batch a classification loader yields.
 
     Classification batches carry only images and labels, and Ultralytics' classification loader shuffles, so the file
@@ -576,7 +583,7 @@ def _record_indices(dataloader: Any) -> deque | None:
     inner = getattr(batch_sampler, "sampler", None)
     if isinstance(inner, _IndexRecorder):
         return inner.drawn
-    if inner is None or getattr(dataloader, "iterator", False) is not None:
+    if batch_sampler is None or inner is None or getattr(dataloader, "iterator", False) is not None:
         LOGGER.info(f"{PREFIX}the classification loader's order is unknown; images are named by position.")
         return None
     batch_sampler.sampler = recorder = _IndexRecorder(inner)
@@ -588,9 +595,9 @@ class _IndexRecorder:
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
-        self.drawn: deque = deque()
+        self.drawn: deque[list[int]] = deque()
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[list[int]]:
         for indices in self.inner:
             self.drawn.append(list(indices))
             yield indices

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..heads import Selection
+from ...heads import Selection
 from .mining import ImageCase
 
 __all__ = ["explain_cases", "to_original"]
@@ -37,7 +37,7 @@ def explain_cases(engine: Any, cases: list[ImageCase]) -> list[torch.Tensor]:
     x = torch.stack([case.model_input(device) for case in cases])
     fwd = engine.forward(x)
     try:
-        imgsz = tuple(x.shape[2:])
+        imgsz = (int(x.shape[2]), int(x.shape[3]))
         pick = _dense_selection if engine.task in ("semantic", "depth") else _selection
         sels = [pick(engine, fwd.head_out, case, b, imgsz) for b, case in enumerate(cases)]
         return [m.dense() for m in engine.explain(fwd, sels)]  # a failure has one or two maps: dense is small
@@ -47,16 +47,17 @@ def explain_cases(engine: Any, cases: list[ImageCase]) -> list[torch.Tensor]:
 
 def to_original(maps: torch.Tensor, case: ImageCase, orig_hw: tuple[int, int]) -> np.ndarray:
     """Bring (m, h, w) input-size maps onto the original image, undoing the validator's own resizing."""
+    orig_hw = (int(orig_hw[0]), int(orig_hw[1]))  # an image's shape[:2] or a torch.Size: plain ints
     if tuple(maps.shape[-2:]) == tuple(orig_hw) or len(maps) == 0:
         out = maps if len(maps) else maps.new_zeros((0, *orig_hw))
     elif case.ratio_pad is None:  # classification: short-side resize + centre crop, as in predict
-        from ..geometry import Geometry
+        from ...geometry import Geometry
 
-        out = Geometry("center_crop", case.input_hw, tuple(orig_hw)).to_original(maps)
+        out = Geometry("center_crop", case.input_hw, orig_hw).to_original(maps)
     else:  # the validator's letterbox, with its exact gains and padding
         from ultralytics.utils import ops
 
-        out = ops.scale_masks(maps[:, None].float(), tuple(orig_hw), ratio_pad=case.ratio_pad)[:, 0]
+        out = ops.scale_masks(maps[:, None].float(), orig_hw, ratio_pad=case.ratio_pad)[:, 0]
     return out.clamp(0, 1).float().cpu().numpy()
 
 
@@ -67,12 +68,16 @@ def _dense_selection(engine: Any, head_out: Any, case: ImageCase, b: int, imgsz:
     the engine's target on the cell (``mean``: every pixel; ``near`` / ``far``: the cell's nearest / farthest share,
     as ``region=`` does); their score is the mean predicted depth (metres) of those pixels.
     """
-    from ..heads import DenseSelection
+    from ...heads import DenseSelection
 
     adapter = engine.adapter
     out = adapter.output(head_out)[b : b + 1].detach()
     up = adapter.upsampled(out, imgsz)[0]  # (C, H, W) as the predictor and validator resize it
-    areas = [f.pixels.to(up.device) for f in case.failures]
+    areas = []
+    for f in case.failures:
+        if f.pixels is None:  # mine_semantic / mine_depth give every failure its pixels
+            raise ValueError(f"the {f.kind} failure of {case.name} has no pixels to explain")
+        areas.append(f.pixels.to(up.device))
     if engine.task == "semantic":
         cls = torch.tensor([f.cls for f in case.failures], dtype=torch.long, device=up.device)
         masks = torch.stack(areas)
@@ -95,6 +100,7 @@ def _selection(engine: Any, head_out: Any, case: ImageCase, b: int, imgsz: tuple
     rows = []
     for f in case.failures:
         if f.kind == "missed":
+            assert f.gt is not None  # a missed failure always names its object (mine_detections)
             gt = case.gt_boxes[f.gt : f.gt + 1]
             s = adapter.candidates(head_out, gt, torch.tensor([f.cls]), imgsz, b)
             f.conf, f.candidate_box = float(s.conf[0]), s.boxes[0].detach().float().cpu()
@@ -102,6 +108,7 @@ def _selection(engine: Any, head_out: Any, case: ImageCase, b: int, imgsz: tuple
         elif f.kind == "misclassified":
             s = adapter.candidates(head_out, torch.zeros((2, 4)), torch.tensor([f.cls, f.true_cls]), imgsz, b)
         else:
+            assert f.pred is not None  # every other detection failure is a prediction's (mine_detections)
             box, cls, conf = case.pred_boxes[f.pred : f.pred + 1], torch.tensor([f.cls]), torch.tensor([f.conf])
             s = adapter.locate(head_out, box, cls, conf, imgsz, b)
             if f.kind == "wrong_class":  # and what the same anchor says about the true class
@@ -122,4 +129,5 @@ def _overlap(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def _cat(sels: list[Selection]) -> Selection:
     """Concatenate selections of one image."""
-    return Selection(*(torch.cat([getattr(s, k) for s in sels]) for k in ("index", "cls", "conf", "boxes")))
+    index, cls, conf, boxes = (torch.cat([getattr(s, k) for s in sels]) for k in ("index", "cls", "conf", "boxes"))
+    return Selection(index, cls, conf, boxes)
