@@ -26,10 +26,17 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+if TYPE_CHECKING:
+    from typing import TypeGuard
+
+    from ultralytics.nn.modules.conv import Conv
+    from ultralytics.nn.modules.head import Detect
 
 __all__ = ["Branch", "BranchError", "analyse_branch", "cut_windows", "head_blocks"]
 
@@ -93,8 +100,12 @@ def _valid(stage: nn.Module, x: torch.Tensor) -> torch.Tensor:
     if isinstance(conv, nn.Conv2d):  # Ultralytics' Conv: act(bn(conv(x))), or act(conv(x)) once fused
         y = F.conv2d(x, conv.weight, conv.bias, 1, 0, conv.dilation, conv.groups)
         bn = getattr(stage, "bn", None)
-        return stage.act(bn(y) if bn is not None else y)
-    return stage(x)
+        act = stage.act
+        assert isinstance(act, nn.Module)  # Conv always has one (nn.Identity when it has no activation)
+        out: torch.Tensor = act(bn(y) if bn is not None else y)
+        return out
+    plain: torch.Tensor = stage(x)
+    return plain
 
 
 def _conv_radius(conv: nn.Conv2d, where: str) -> int:
@@ -114,7 +125,7 @@ def _conv_radius(conv: nn.Conv2d, where: str) -> int:
     return radii[0]
 
 
-def _is_ultralytics_conv(m: nn.Module) -> bool:
+def _is_ultralytics_conv(m: nn.Module) -> TypeGuard[Conv]:
     """Ultralytics' ``Conv`` / ``DWConv``: act(bn(conv(x))), or act(conv(x)) once fused; no other forward."""
     from ultralytics.nn.modules.conv import Conv
 
@@ -156,7 +167,7 @@ def _obb_angle(z: torch.Tensor) -> torch.Tensor:
     return (z.sigmoid() - 0.25) * math.pi
 
 
-def head_blocks(head: nn.Module) -> dict[str, list[Branch]]:
+def head_blocks(head: Detect) -> dict[str, list[Branch]]:
     """Return, per raw output of an anchor head ("scores", "boxes", ...), its :class:`Branch` on every level.
 
     The component tables come from the head itself (``head.one2one`` when it runs end-to-end, else
@@ -171,11 +182,11 @@ def head_blocks(head: nn.Module) -> dict[str, list[Branch]]:
 
     known = {Detect.forward_head, Segment.forward_head, Pose.forward_head, Pose26.forward_head}
     known |= {OBB.forward_head, OBB26.forward_head}
-    forward_head = type(head).forward_head
+    forward_head: Callable[..., Any] = type(head).forward_head  # compared by identity with the known subclasses'
     if forward_head not in known or type(head).forward not in _KNOWN_FORWARDS():
         raise BranchError(f"{type(head).__name__} computes its outputs in its own way")
     parts = head.one2one if getattr(head, "end2end", False) else head.one2many
-    recipes: dict[str, tuple[list[str], Callable | None]] = {
+    recipes: dict[str, tuple[list[str], Callable[[torch.Tensor], torch.Tensor] | None]] = {
         "boxes": (["box_head"], None),
         "scores": (["cls_head"], None),
     }
@@ -199,7 +210,7 @@ def head_blocks(head: nn.Module) -> dict[str, list[Branch]]:
     return blocks
 
 
-def _KNOWN_FORWARDS() -> set:  # noqa: N802 - a constant computed on first use (imports Ultralytics)
+def _KNOWN_FORWARDS() -> set[Callable[..., Any]]:  # noqa: N802 - a constant computed on first use (imports Ultralytics)
     from ultralytics.nn.modules.head import Detect, Segment, Segment26
 
     return {Detect.forward, Segment.forward, Segment26.forward}
