@@ -41,7 +41,11 @@ class CamResult:
         names: the model's class names.
         geometry: how the image was fitted to the model input.
         compact: the maps at the model-input size, computed on demand (:class:`~ultralytics_cam.maps.CamMaps`).
+        rows: semantic and depth models: one dict per row saying which region it explains (set by the predictor,
+            written to ``cam.json``); None for the other tasks.
     """
+
+    rows: list[dict[str, Any]] | None = None
 
     def __init__(
         self,
@@ -50,12 +54,12 @@ class CamResult:
         result: Any,
         *,
         method: str,
-        layers: list,
+        layers: list[int | str],
         target: str,
         cls: torch.Tensor,
         conf: torch.Tensor,
         index: torch.Tensor | None = None,
-        display: dict | None = None,
+        display: dict[str, Any] | None = None,
     ) -> None:
         """Create the result from the engine's maps (or a dense (n, h, w) stack in [0, 1] at the model-input size)."""
         self.compact = maps if isinstance(maps, CamMaps) else CamMaps.from_dense(maps.detach().cpu())
@@ -216,7 +220,7 @@ class CamResult:
             out[i, y0:y1, x0:x1] = True if mask is None else mask
         return out
 
-    def stats(self) -> list[dict]:
+    def stats(self) -> list[dict[str, Any]]:
         """Per prediction: class, name, confidence, box, its map's peak (x, y) and its share of energy in the box.
 
         The "box" of the energy is the prediction's region (:meth:`region`): its box, rotated box, or for semantic and
@@ -235,8 +239,8 @@ class CamResult:
             vals = p.values.numpy()
             total = float(vals.sum())
             if vals.size:
-                y, x = np.unravel_index(int(vals.argmax()), vals.shape)
-                y, x = y + p.y0, x + p.x0
+                iy, ix = np.unravel_index(int(vals.argmax()), vals.shape)
+                y, x = int(iy) + p.y0, int(ix) + p.x0
             else:  # an all-zero map peaks at its first pixel, as argmax of zeros does
                 y = x = 0
             c = int(self.cls[i])

@@ -11,7 +11,7 @@ import os
 import shutil
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .writers import SaveConfig, WriterSpec
 
@@ -73,7 +73,7 @@ def _publish(stage: Path, folder: Path) -> None:
     stage.rmdir()
 
 
-def write_run_files(summary: dict, save_dir: str | Path, specs: list[WriterSpec] | None = None) -> list[Path]:
+def write_run_files(summary: dict[str, Any], save_dir: str | Path, specs: list[WriterSpec] | None = None) -> list[Path]:
     """Write the run-level files of ``summary`` into ``save_dir`` with every run writer; return the written paths."""
     specs = writer_specs() if specs is None else specs
     save_dir = Path(save_dir)

@@ -121,7 +121,7 @@ class WriterSpec:
 
     name: str
     write_image: Callable[[CamResult, Path, SaveConfig], list[Path] | None] | None = None
-    write_run: Callable[[dict, Path], list[Path] | None] | None = None
+    write_run: Callable[[dict[str, Any], Path], list[Path] | None] | None = None
     summary: str = ""
     provider: str = field(default="ultralytics-cam", compare=False)
 
@@ -183,7 +183,7 @@ def write_json(path: str | Path, obj: Any) -> Path:
 
 
 # -- what the files contain --------------------------------------------------------------------------------------------
-def cam_record(cam: CamResult, config: SaveConfig | None = None) -> dict:
+def cam_record(cam: CamResult, config: SaveConfig | None = None) -> dict[str, Any]:
     """Return the content of ``cam.json`` for one image (also one line of a video's ``cam.jsonl``, minus provenance)."""
     config = config or SaveConfig()
     h, w = cam.geometry.orig_hw
@@ -222,7 +222,7 @@ def _write_heatmap(cam: CamResult, folder: Path, config: SaveConfig) -> list[Pat
 HEATMAP_NPY_MAX_SIDE = 2048
 
 
-def heatmap_npy_layout(cam: CamResult) -> dict:
+def heatmap_npy_layout(cam: CamResult) -> dict[str, Any]:
     """Return the stored shape and scale of ``heatmap.npy`` for ``cam`` (recorded in ``cam.json``)."""
     h, w = (int(v) for v in cam.geometry.orig_hw)
     limit = max(HEATMAP_NPY_MAX_SIDE, *(int(v) for v in cam.geometry.input_hw))
@@ -266,11 +266,11 @@ def _write_maps(cam: CamResult, folder: Path, config: SaveConfig) -> list[Path] 
     return out
 
 
-def _write_summary(summary: dict, save_dir: Path) -> list[Path]:
+def _write_summary(summary: dict[str, Any], save_dir: Path) -> list[Path]:
     return [write_json(Path(save_dir) / "summary.json", summary)]
 
 
-def _write_report(summary: dict, save_dir: Path) -> list[Path]:
+def _write_report(summary: dict[str, Any], save_dir: Path) -> list[Path]:
     from .report import write_run_report  # lazily: only runs that save import it
 
     return write_run_report(summary, Path(save_dir))
