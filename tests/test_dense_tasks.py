@@ -20,7 +20,7 @@ from test_cli import _save_dir, yolo_cam  # noqa: F401 - the fixture runs the in
 from test_invariants import assert_unchanged, snapshot
 
 from ultralytics_cam import MethodError, TargetError
-from ultralytics_cam.methods import method_specs
+from ultralytics_cam.plugins import method_specs
 
 from conftest import trained, yaml_model
 

@@ -10,8 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
-from ultralytics_cam import writers
-from ultralytics_cam.writers import WriterSpec, atomic_write_bytes, builtin_writer_specs, write_image_folder
+from ultralytics_cam import saving
+from ultralytics_cam.saving import write_image_folder
+from ultralytics_cam.writers import WriterSpec, atomic_write_bytes, builtin_writer_specs
 
 from conftest import tiny_detector
 
@@ -120,7 +121,7 @@ def test_a_failing_writer_fails_the_run_without_leaving_partial_folders(model, i
         return []
 
     specs = [*builtin_writer_specs(), WriterSpec("boom", boom)]
-    monkeypatch.setattr(writers, "writer_specs", lambda: specs)
+    monkeypatch.setattr(saving, "writer_specs", lambda: specs)
     with pytest.raises(RuntimeError, match="disk full"):
         model.cam(images, save=True, imgsz=64, project=tmp_path / "out")
     save_dir = tmp_path / "out" / "cam"

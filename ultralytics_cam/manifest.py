@@ -12,7 +12,7 @@
 ===========  =========================================================================================================
 
 Why this is enough to resume after ``kill -9``: an image's folder is built under a hidden name and renamed into place
-(:func:`ultralytics_cam.writers.write_image_folder`), and only *then* its line is appended, flushed and fsynced. A
+(:func:`ultralytics_cam.saving.write_image_folder`), and only *then* its line is appended, flushed and fsynced. A
 line therefore never names a half-written folder, and a folder without a line is redone. The file sizes in each line
 catch what a power loss (rather than a killed process) can do to files that were renamed but not yet on disk. A line
 torn by a kill in the middle of a write is the last one; it is ignored and cut off before the next append.

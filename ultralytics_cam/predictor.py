@@ -13,7 +13,7 @@ from typing import Any
 
 from .config import CamConfig
 from .engine import CamEngine
-from .geometry import Geometry
+from .geometry import Geometry, geometry_kind
 from .plugins import call_result_ready
 from .result import CamResult
 from .sources import SkippingSourcesMixin
@@ -48,16 +48,8 @@ class CamPredictorMixin:
             maps = engine.explain(fwd, sels)
         finally:
             del fwd  # free the autograd graph before the next batch
-        attach_cams(results, sels, maps, engine, self.cam_config, tuple(img.shape[2:]), self.geometry_kind())
+        attach_cams(results, sels, maps, engine, self.cam_config, tuple(img.shape[2:]), geometry_kind(self))
         return results
-
-    def geometry_kind(self) -> str:
-        """How this predictor fitted images to the model input."""
-        if self.source_type is not None and self.source_type.tensor:
-            return "stretch"  # tensors are fed unchanged: the maps are at the original size already
-        if getattr(self, "host_transforms", None) is not None or self.args.task == "classify":
-            return "center_crop"
-        return "stretch" if getattr(self, "scale_fill", False) else "letterbox"
 
     # -- saving (SPEC §6): the CAM layout replaces Ultralytics' annotated image ----------------------------------------
     cam_run: Any = None  # the run being saved (ultralytics_cam.summary.CamRun), with save=True

@@ -277,7 +277,8 @@ class CamResult:
         with ``save_maps``). Each file is written atomically and the folder appears complete or not at all;
         same-named files already in ``folder`` are replaced, anything else in it is left alone.
         """
-        from .writers import SaveConfig, write_image_folder
+        from .saving import write_image_folder
+        from .writers import SaveConfig
 
         return write_image_folder(self, folder, SaveConfig(save_maps=save_maps, source=str(self.result.path)))
 

@@ -18,16 +18,9 @@ from typing import Any
 
 from ._logging import LOGGER, PREFIX
 from .manifest import Manifest, ResumeState, check_resumable, clean_partials
+from .saving import write_image_folder, write_run_files
 from .segments import SegmentWriter, join_segments, remove_segments
-from .writers import (
-    CAM_JSON_SCHEMA,
-    SaveConfig,
-    cam_record,
-    write_image_file,
-    write_image_folder,
-    write_json,
-    write_run_files,
-)
+from .writers import CAM_JSON_SCHEMA, SaveConfig, cam_record, write_image_file, write_json
 
 __all__ = ["VIDEO_PARTIAL", "CamRun", "unsupported_inputs", "versions"]
 

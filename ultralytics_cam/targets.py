@@ -3,7 +3,8 @@
 A target reads, for every selected prediction, one differentiable value from the head's raw (pre-NMS) tensors. The
 built-in targets delegate to the head adapter, which knows where each head keeps its class logits, box regression,
 mask coefficients, keypoints and angles; a plugin target gets the same :class:`TargetContext` and may use the adapter
-too (``ctx.adapter.class_logits(...)``) or read ``ctx.head_out`` directly.
+too (``ctx.adapter.class_logits(...)``) or read ``ctx.head_out`` directly. This module only declares specs; looking a
+name up is :func:`ultralytics_cam.plugins.get_target_spec` (the registry sits above).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from typing import Any
 
 import torch
 
-from .errors import TargetError
 from .heads import Block, HeadAdapter, Selection
 
 __all__ = [
@@ -26,7 +26,6 @@ __all__ = [
     "TargetContext",
     "TargetSpec",
     "builtin_target_specs",
-    "get_target_spec",
 ]
 
 
@@ -165,28 +164,3 @@ BUILTIN_TARGET_SUMMARIES = {spec.name: spec.summary for spec in BUILTIN_TARGETS}
 def builtin_target_specs() -> list[TargetSpec]:
     """The built-in targets, with the tasks each applies to."""
     return list(BUILTIN_TARGETS)
-
-
-def get_target_spec(name: str, task: str | None = None, head: str | None = None) -> TargetSpec:
-    """Look a target up by name (built-in or plugin) and, given a task and head class name, check that it applies.
-
-    Raises:
-        TargetError: unknown name (with close matches), or a target this task / head does not have (listing the valid
-            ones).
-    """
-    import difflib
-
-    from .plugins import registered_target_specs
-
-    specs = {s.name: s for s in registered_target_specs()}
-    spec = specs.get(name) if isinstance(name, str) else None
-    if spec is None:
-        close = difflib.get_close_matches(str(name), list(specs), n=1)
-        hint = f" Did you mean '{close[0]}'?" if close else ""
-        raise TargetError(f"target={name!r} is not a target.{hint} Valid targets: {', '.join(specs)}.")
-    if task is not None and not spec.supports(task, head or ""):
-        valid = [s.name for s in specs.values() if s.supports(task, head or "")]
-        raise TargetError(
-            f"target='{name}' is not available for task '{task}' ({head} head). Valid targets: {', '.join(valid)}."
-        )
-    return spec

@@ -20,10 +20,11 @@ interpolation, values stay in [0, 1]) to that long side, and ``cam.json`` record
 map (12.6 MB instead of 192 MB). ``heatmap.png`` and ``CamResult.heatmap`` in Python stay at the original size.
 
 Every file is written atomically: bytes go to a hidden temporary file beside the target, which is then renamed onto
-it, so a crash or Ctrl-C never leaves a half-written file. :func:`write_image_folder` also builds each image's folder
-under a hidden temporary name and renames it into place when every file is written, so a folder that exists is
-complete. Paths go through Python's own file API (images are encoded in memory with ``cv2.imencode``, as
-``ultralytics.utils.patches.imwrite`` does), so non-ASCII and long paths work on every platform.
+it, so a crash or Ctrl-C never leaves a half-written file. The save path (:mod:`ultralytics_cam.saving`, above the
+registry) also builds each image's folder under a hidden temporary name and renames it into place when every file is
+written, so a folder that exists is complete. Paths go through Python's own file API (images are encoded in memory
+with ``cv2.imencode``, as ``ultralytics.utils.patches.imwrite`` does), so non-ASCII and long paths work on every
+platform.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -54,11 +54,8 @@ __all__ = [
     "cam_record",
     "heatmap_npy_layout",
     "write_image_file",
-    "write_image_folder",
     "write_json",
     "write_npy",
-    "write_run_files",
-    "writer_specs",
 ]
 
 #: Version of the layout of ``cam.json``, ``cam.jsonl`` lines and ``summary.json``; bumped on incompatible changes.
@@ -287,68 +284,3 @@ def builtin_writer_specs() -> list[WriterSpec]:
         WriterSpec("summary", write_run=_write_summary, summary="summary.json: the run's settings, counts, timings"),
         WriterSpec("report", write_run=_write_report, summary="index.html: the run's browsable report (sort, filter)"),
     ]
-
-
-def writer_specs() -> list[WriterSpec]:
-    """Return every registered writer (built-ins and plugins); everything that writes goes through here."""
-    from .plugins import registered_writer_specs
-
-    return registered_writer_specs()
-
-
-# -- writing -----------------------------------------------------------------------------------------------------------
-def write_image_folder(
-    cam: CamResult, folder: str | Path, config: SaveConfig | None = None, specs: list[WriterSpec] | None = None
-) -> list[Path]:
-    """Write one image's files into ``folder`` with every per-image writer; return the written paths.
-
-    The files are written into a hidden sibling folder first, which is renamed to ``folder`` once complete. If
-    ``folder`` already exists (``exist_ok=True`` runs, ``CamResult.save`` into an existing folder), the new files
-    replace the same-named files in it, and nothing else in it is touched.
-    """
-    folder = Path(folder)
-    config = config or SaveConfig()
-    specs = writer_specs() if specs is None else specs
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    stage = folder.parent / f".cam-partial-{uuid.uuid4().hex[:8]}"
-    stage.mkdir()
-    try:
-        written: list[Path] = []
-        for spec in specs:
-            if spec.write_image is not None:
-                written += spec.write_image(cam, stage, config) or []
-        _publish(stage, folder)
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
-    return [folder / Path(p).relative_to(stage) for p in written]
-
-
-def _publish(stage: Path, folder: Path) -> None:
-    """Move a completed staging folder to ``folder``: one rename, or file by file into an existing folder."""
-    if not folder.exists():
-        try:
-            os.replace(stage, folder)
-            return
-        except OSError:  # published meanwhile by another writer (a retried Ray batch): merge into it file by file
-            if not folder.is_dir():
-                raise
-    for entry in sorted(stage.iterdir()):
-        target = folder / entry.name
-        if entry.is_dir() and target.is_dir():
-            _publish(entry, target)
-        else:
-            os.replace(entry, target)
-    stage.rmdir()
-
-
-def write_run_files(summary: dict, save_dir: str | Path, specs: list[WriterSpec] | None = None) -> list[Path]:
-    """Write the run-level files of ``summary`` into ``save_dir`` with every run writer; return the written paths."""
-    specs = writer_specs() if specs is None else specs
-    save_dir = Path(save_dir)
-    save_dir.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    for spec in specs:
-        if spec.write_run is not None:
-            written += spec.write_run(summary, save_dir) or []
-    return written
