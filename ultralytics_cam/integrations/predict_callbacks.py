@@ -24,7 +24,6 @@ raises instead; :class:`~ultralytics_cam.integrations.base.Guard`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -78,7 +77,7 @@ def remove_cam_callbacks(model: Any) -> None:
         _release_outputs(predictor)
 
 
-def cam_callbacks(config: CamConfig, strict: bool = False) -> dict[str, Callable[[Any], None]]:
+def cam_callbacks(config: CamConfig, strict: bool = False) -> Callbacks:
     """Return the ``{event: callback}`` dict that :func:`add_cam_callbacks` registers (for custom registration)."""
     guard = Guard("CAM", "The predictions are unaffected", "remove_cam_callbacks(model) turns CAM off.", strict)
 
