@@ -42,9 +42,10 @@ from .errors import LayerError, UnsupportedModelError
 from .heads import DenseHeadAdapter, Selection, adapter_for
 from .layers import Layer, describe_layers, resolve_layers
 from .maps import CamMaps
-from .methods import CamMethod, LayerContext, create_method
+from .methods import CamMethod, LayerContext
 from .methods.base import LocalGradients, minmax
-from .targets import TargetContext, get_target_spec
+from .plugins import check_target, target_registry
+from .targets import TargetContext
 
 __all__ = ["CPU_GRADIENT_BUDGET_BYTES", "GRADIENT_BUDGET_BYTES", "CamEngine", "ForwardPass"]
 
@@ -99,14 +100,15 @@ class CamEngine:
         if isinstance(self.adapter, DenseHeadAdapter):  # semantic / depth: region= and the task's default target
             self.adapter.region, self.adapter.requested_target = config.region, config.target
             target = self.adapter.default_target(config.target)
-        self.target = get_target_spec(target, self.task, type(self.adapter.head).__name__)
+        spec = config.target_spec if target == config.target else target_registry().get(target)  # resolved once
+        self.target = check_target(spec, self.task, type(self.adapter.head).__name__)
         if type(self.net).__name__.startswith("YOLOE") and not _has_prompts(self.net):
             raise UnsupportedModelError(
                 "This YOLOE model has no class prompts, so its class scores do not depend on the image and there is "
                 "nothing to explain. Set prompts first: model.set_classes(names, model.get_text_pe(names)), or use "
                 "visual prompts."
             )
-        self.method: CamMethod = create_method(config.method)
+        self.method: CamMethod = config.method_spec.factory()
         self.method.check(self.task, len(predictor.model.names), self.target.name)
         if isinstance(self.adapter, DenseHeadAdapter):
             self.adapter.check_method(self.method)
@@ -118,7 +120,7 @@ class CamEngine:
         self.layers: list[Layer] = (
             []
             if not self.method.uses_activations
-            else resolve_layers(self.net, config.layers, imgsz=predictor.args.imgsz, verbose=predictor.args.verbose)
+            else resolve_layers(self.net, config.layer_spec, imgsz=predictor.args.imgsz, verbose=predictor.args.verbose)
         )
         self.fp16 = bool(getattr(backend, "fp16", False))
         self._rematch = False  # set per explained pass: True on augmented inputs for non-positional heads
