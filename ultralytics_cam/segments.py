@@ -59,7 +59,7 @@ def overlay_codec() -> tuple[str, str]:
 def _open_writer(path: Path, fourcc: str, fps: float, size: tuple[int, int]) -> Any:
     import cv2
 
-    return cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, size)
+    return cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*fourcc), fps, size)
 
 
 class SegmentWriter:
@@ -75,7 +75,7 @@ class SegmentWriter:
         self._writer: Any = None
         self._tmp: Path | None = None
 
-    def write(self, image: Any, line: dict) -> None:
+    def write(self, image: Any, line: dict[str, Any]) -> None:
         """Add one overlay frame (BGR) and its JSON line."""
         if self._writer is None:
             self.dir.mkdir(parents=True, exist_ok=True)
@@ -99,13 +99,14 @@ class SegmentWriter:
         """Whether the segment should be closed now (:data:`SEGMENT_FRAMES` or :data:`SEGMENT_SECONDS` reached)."""
         return self.frames >= SEGMENT_FRAMES or time.monotonic() - self.started >= SEGMENT_SECONDS
 
-    def close(self) -> dict | None:
+    def close(self) -> dict[str, int] | None:
         """Release the writer and rename the segment into place; return its files ``{path: size}`` (None if empty).
 
         The JSON lines are written (atomically) before the video is renamed: a segment video that exists has its lines.
         """
         if self._writer is None:
             return None
+        assert self._tmp is not None  # set together with the writer
         self._writer.release()
         self._writer = None
         stem = f"{self.first:08d}-{self.last:08d}"
@@ -118,12 +119,13 @@ class SegmentWriter:
     def discard(self) -> None:
         """Drop the open segment (its frames are redone by a resume)."""
         if self._writer is not None:
+            assert self._tmp is not None  # set together with the writer
             self._writer.release()
             self._writer = None
             self._tmp.unlink(missing_ok=True)
 
 
-def join_segments(folder: Path, segments: list[dict], fps: float) -> list[str]:
+def join_segments(folder: Path, segments: list[dict[str, Any]], fps: float) -> list[str]:
     """Join closed segments into the video's ``heatmap<suffix>`` and ``cam.jsonl``; return the two file names.
 
     Each segment's frames are decoded (exactly: the segments are lossless) and encoded once with Ultralytics' codec,
