@@ -164,3 +164,28 @@ def test_deprecated_ultralytics_keys_are_mapped_as_predict_maps_them(assets):
     assert rest.get("line_width") == 2 and "half" not in rest and "line_thickness" not in rest
     (r,) = yaml_model("yolo11n.yaml").cam(str(assets / "bus.jpg"), half=False, conf=1e-4, imgsz=64, max_det=1)
     assert len(r.cam) == 1
+
+
+def test_a_cam_run_leaves_out_the_tracker_that_model_track_registered():
+    # model.track registers Ultralytics' trackers as functools.partial callbacks on the model; a later model.cam must
+    # not run them (they reorder rows and keep state), while the user's own callbacks still run.
+    from ultralytics.trackers import register_tracker
+
+    from ultralytics_cam.api import _callbacks_for
+
+    model = yaml_model("yolo11n.yaml")
+    register_tracker(model, persist=False)
+
+    def mine(predictor):
+        return None
+
+    model.add_callback("on_predict_start", mine)
+
+    def module(f):
+        return getattr(getattr(f, "func", f), "__module__", "")
+
+    tracked = [f for fns in model.callbacks.values() for f in fns if module(f).startswith("ultralytics.trackers")]
+    assert len(tracked) == 2  # on_predict_start and on_predict_postprocess_end
+    kept = [f for fns in _callbacks_for(model).values() for f in fns]
+    assert not [f for f in kept if module(f).startswith("ultralytics.trackers")]
+    assert mine in kept

@@ -138,6 +138,8 @@ def _callbacks_for(model: Model) -> dict[str, list[Callable[..., Any]]]:
 
     def keep(f: Any) -> bool:
         ours = getattr(f, "_ultralytics_cam", False)
-        return not ours and not getattr(f, "__module__", "").startswith("ultralytics.trackers")
+        # Ultralytics registers its trackers as functools.partial objects, whose own __module__ is "functools".
+        module = getattr(getattr(f, "func", f), "__module__", None) or ""
+        return not ours and not module.startswith("ultralytics.trackers")
 
     return defaultdict(list, {event: [f for f in fns if keep(f)] for event, fns in model.callbacks.items()})
