@@ -30,8 +30,9 @@ fused and normalised only when asked for, patch by patch.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 import torch
 import torch.nn.functional as F
@@ -39,7 +40,7 @@ import torch.nn.functional as F
 from ._logging import LOGGER, PREFIX
 from .config import CamConfig
 from .errors import LayerError, UnsupportedModelError
-from .heads import DenseHeadAdapter, Selection, adapter_for
+from .heads import AnchorHeadAdapter, DenseHeadAdapter, Selection, adapter_for
 from .layers import Layer, describe_layers, resolve_layers
 from .maps import CamMaps
 from .methods import CamMethod, LayerContext
@@ -47,7 +48,18 @@ from .methods.base import LocalGradients, minmax
 from .plugins import check_target, target_registry
 from .targets import TargetContext
 
-__all__ = ["CPU_GRADIENT_BUDGET_BYTES", "GRADIENT_BUDGET_BYTES", "CamEngine", "ForwardPass"]
+if TYPE_CHECKING:
+    from .replay import Branch
+
+__all__ = [
+    "CPU_GRADIENT_BUDGET_BYTES",
+    "GRADIENT_BUDGET_BYTES",
+    "CamEngine",
+    "ForwardPass",
+    "HeadOutput",
+    "PredictorArgs",
+    "PredictorLike",
+]
 
 #: Upper bound on the per-prediction gradients one batched backward produces; more predictions are split into chunks
 #: (one ``autograd.grad(..., is_grads_batched=True)`` call each). On the CPU large batched backwards are slower than
@@ -61,12 +73,50 @@ GRADIENT_BUDGET_BYTES = 256 * 2**20
 AUGMENTATIONS = [(flip, factor) for flip in (False, True) for factor in (0.9, 1.0, 1.1)]
 
 
+class PredictorArgs(Protocol):
+    """The run settings :class:`CamEngine` reads from a predictor's ``args`` (Ultralytics' ``get_cfg`` namespace)."""
+
+    @property
+    def task(self) -> str:
+        """The model's task: "detect", "segment", "classify", ..."""
+
+    @property
+    def imgsz(self) -> int | Sequence[int]:
+        """The input size as the user gave it: an int or [h, w]."""
+
+    @property
+    def verbose(self) -> bool:
+        """Whether layer resolution logs what it chose."""
+
+
+class PredictorLike(Protocol):
+    """What :class:`CamEngine` needs from a predictor: its model and its run settings, nothing else.
+
+    An Ultralytics predictor after ``setup_model`` is one; :meth:`CamEngine.for_model` builds one around a validator's
+    or trainer's model.
+    """
+
+    @property
+    def model(self) -> Any:
+        """The AutoBackend (an nn.Module whose names, fp16, format, ... are set at run time, so typed Any)."""
+
+    @property
+    def args(self) -> PredictorArgs:
+        """The run settings."""
+
+
+#: What a head's forward returns in eval mode, as its forward hook captures it: a tuple (decoded predictions, raw
+#: outputs) for anchor heads (raw: a dict of branch tensors), Classify and RT-DETR; one tensor for semantic and depth
+#: heads. Head adapters (:mod:`ultralytics_cam.heads`) know how their family's output is laid out.
+HeadOutput: TypeAlias = "torch.Tensor | tuple[Any, Any]"
+
+
 @dataclass
 class ForwardPass:
     """What one grad-enabled forward left behind for :meth:`CamEngine.explain`."""
 
-    preds: Any  # model outputs, detached, as Ultralytics' postprocess expects them
-    head_out: Any  # the head's own output (predictions, raw tensors), still attached to the graph
+    preds: Any  # model outputs, detached, as Ultralytics' postprocess expects them (a tensor or nested tuples/lists)
+    head_out: HeadOutput  # the head's own output, still attached to the graph
     acts: list[torch.Tensor]  # per target layer, (B, C, h, w)
     image: torch.Tensor  # (B, 3, H, W) model input
     graph: bool = True  # whether the autograd graph was recorded (False on the local path)
@@ -75,7 +125,7 @@ class ForwardPass:
 class CamEngine:
     """Explains the predictions of one predictor's model with one CAM method, target and set of layers."""
 
-    def __init__(self, predictor: Any, config: CamConfig) -> None:
+    def __init__(self, predictor: PredictorLike, config: CamConfig) -> None:
         """Check the model and options, resolve the layers and build the method.
 
         Raises:
@@ -84,7 +134,8 @@ class CamEngine:
         """
         from ultralytics.utils.torch_utils import unwrap_model
 
-        backend = unwrap_model(predictor.model)
+        # AutoBackend (or _NativeBackend): its names, fp16, format, ... are set at run time, so typing sees them as Any
+        backend: Any = unwrap_model(predictor.model)
         if getattr(backend, "format", "pt") != "pt" or not getattr(backend, "base_model", True):
             raise UnsupportedModelError(
                 f"CAM needs the PyTorch weights (.pt) of the model; this one is a '{getattr(backend, 'format', '?')}' "
@@ -93,7 +144,7 @@ class CamEngine:
         self.predictor = predictor
         self.config = config
         self.backend = backend
-        self.net = backend.model  # the predictor's own fused copy: the user's model is never touched
+        self.net: torch.nn.Module = backend.model  # the predictor's own fused copy: the user's model is never touched
         self.task = predictor.args.task
         self.adapter = adapter_for(self.net, self.task)
         target = config.target
@@ -108,7 +159,9 @@ class CamEngine:
                 "nothing to explain. Set prompts first: model.set_classes(names, model.get_text_pe(names)), or use "
                 "visual prompts."
             )
-        self.method: CamMethod = config.method_spec.factory()
+        factory = config.method_spec.factory
+        assert factory is not None  # CamConfig refuses the methods without a factory (refused ones)
+        self.method: CamMethod = factory()
         self.method.check(self.task, len(predictor.model.names), self.target.name)
         if isinstance(self.adapter, DenseHeadAdapter):
             self.adapter.check_method(self.method)
@@ -129,7 +182,7 @@ class CamEngine:
         self.path = "forward" if not self.method.needs_gradients else "local" if self.blocks else "dense"
         LOGGER.debug(f"{PREFIX}{self.method.name} takes the {self.path} path: {reason}")
 
-    def _local_plan(self) -> tuple[dict, str]:
+    def _local_plan(self) -> tuple[dict[str, list[Branch]], str]:
         """The head branches the local head replay runs for this method, target and layers, or {} and why not."""
         from .replay import BranchError, head_blocks
         from .targets import ComposedTarget
@@ -169,16 +222,13 @@ class CamEngine:
         A native Ultralytics model (``DetectionModel``, ... such as the EMA model a trainer validates) is wrapped in
         the few ``AutoBackend`` attributes the engine reads. Raises what :class:`CamEngine` raises.
         """
-        from types import SimpleNamespace
-
         from ultralytics.nn.tasks import BaseModel
         from ultralytics.utils.torch_utils import unwrap_model
 
-        backend = unwrap_model(model)
+        backend: Any = unwrap_model(model)
         if isinstance(backend, BaseModel):
             backend = _NativeBackend(backend)
-        host = SimpleNamespace(model=backend, args=SimpleNamespace(task=task, imgsz=imgsz, verbose=verbose))
-        return cls(host, config)
+        return cls(_ModelHost(backend, _HostArgs(task, imgsz, verbose)), config)
 
     # -- forward -----------------------------------------------------------------------------------------------------
     def forward(self, im: torch.Tensor, graph: bool | None = None) -> ForwardPass:
@@ -189,24 +239,25 @@ class CamEngine:
         """
         graph = self.path == "dense" if graph is None else graph
         acts: dict[int, torch.Tensor] = {}
-        captured: dict[str, Any] = {}
+        captured: dict[str, HeadOutput] = {}
         head_inputs = {layer.head_input: i for i, layer in enumerate(self.layers) if layer.head_input is not None}
 
         def keep(i: int, layer: Layer, output: Any) -> torch.Tensor:
             if not isinstance(output, torch.Tensor) or output.ndim != 4:
                 got = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
                 raise _NotAFeatureMapError(f"layer {layer.label!r} ({layer.type}) outputs {got}")
+            feature: torch.Tensor = output
             if graph:
                 torch.set_grad_enabled(True)  # record the graph from the first target layer on
-                if not output.requires_grad or layer.head_input is not None:
-                    output = output.detach().requires_grad_(True)  # gradients stop here
-            acts[i] = output
-            return output
+                if not feature.requires_grad or layer.head_input is not None:
+                    feature = feature.detach().requires_grad_(True)  # gradients stop here
+            acts[i] = feature
+            return feature
 
-        def layer_hook(i: int, layer: Layer):
+        def layer_hook(i: int, layer: Layer) -> Callable[[torch.nn.Module, Any, Any], torch.Tensor]:
             return lambda module, inputs, output: keep(i, layer, output)
 
-        def head_pre_hook(module, args):
+        def head_pre_hook(module: torch.nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
             # The head's inputs as the head sees them; with a graph they become leaves, so that gradients are taken
             # with respect to the head's arguments and never run back through the neck into the other levels.
             feats = args[0]
@@ -217,7 +268,7 @@ class CamEngine:
                 return None
             return (items[0] if isinstance(feats, torch.Tensor) else type(feats)(items), *args[1:])
 
-        def head_hook(module, inputs, output):
+        def head_hook(module: torch.nn.Module, inputs: Any, output: HeadOutput) -> None:
             captured["head"] = output
 
         handles = [
@@ -239,7 +290,7 @@ class CamEngine:
                     x = im.clone()  # a normal tensor: the predictor's input is an inference tensor
                     preds = self.backend(x)
         except _NotAFeatureMapError as e:
-            bad = str(e)
+            bad: str | None = str(e)
         else:
             bad = None
         finally:
@@ -266,7 +317,7 @@ class CamEngine:
             maps = self._explain_once(fwd, sels)
             if not self.config.aug_smooth:
                 return maps
-            imgsz = tuple(fwd.image.shape[2:])
+            imgsz = _hw(fwd.image)
             total = [m.dense() for m in maps]
             for flip, factor in AUGMENTATIONS:
                 if not flip and factor == 1.0:
@@ -281,7 +332,7 @@ class CamEngine:
     def _explain_once(self, fwd: ForwardPass, sels: list[Selection], rematch: bool = False) -> list[CamMaps]:
         """Explain one forward pass (``rematch``: the input was augmented, re-find non-positional predictions)."""
         self._rematch = rematch and self.adapter.rematch
-        hw = tuple(fwd.image.shape[2:])
+        hw = _hw(fwd.image)
         if not self.method.uses_activations:
             return [self.method.lazy_input_maps(s, self.task, hw) for s in sels]
         if self.method.needs_gradients and self.path == "local" and not fwd.graph:
@@ -302,28 +353,31 @@ class CamEngine:
         """The local head replay: every prediction's gradient from its window, all predictions as one small batch."""
         from .replay import cut_windows
 
-        hw = tuple(fwd.image.shape[2:])
+        hw = _hw(fwd.image)
         counts = [len(s) for s in sels]
         stacks = [
             [a.new_zeros((n, *a.shape[-2:]), dtype=torch.float32) for a in fwd.acts] for n in counts
         ]  # per image, per layer: (n, h, w) layer maps
+        adapter = self.adapter
+        assert isinstance(adapter, AnchorHeadAdapter)  # _local_plan: only anchor heads replay their branches
         if sum(counts):
-            shapes = [None] * len(self.layers)
-            for layer, a in zip(self.layers, fwd.acts):
-                shapes[layer.head_input] = tuple(a.shape[-2:])
+            by_level = {layer.head_input: _hw(a) for layer, a in zip(self.layers, fwd.acts)}
+            shapes = [by_level[level] for level in range(len(self.layers))]  # every level is read (_local_plan)
             index = torch.cat([s.index for s in sels])
             image = torch.cat([torch.full((n,), b, dtype=torch.long) for b, n in enumerate(counts)]).to(index.device)
             row = torch.cat([torch.arange(n) for n in counts]).to(index.device)
             cls = torch.cat([s.cls for s in sels])
             flipped = any(s.flipped for s in sels)
-            level, ys, xs = self.adapter.anchor_cells(index, shapes)
-            raw = self.adapter.branch(fwd.head_out)
+            level, ys, xs = adapter.anchor_cells(index, shapes)
+            raw = adapter.branch(fwd.head_out)
             scale = 1024.0 if self.fp16 else 1.0  # half-precision graphs underflow small gradients: scale as AMP does
             for li, layer in enumerate(self.layers):
-                rows = (level == layer.head_input).nonzero().view(-1)
+                head_input = layer.head_input
+                assert head_input is not None  # _local_plan: every layer is a head input
+                rows = (level == head_input).nonzero().view(-1)
                 if len(rows) == 0:
                     continue
-                branches = {k: v[layer.head_input] for k, v in self.blocks.items()}
+                branches = {k: v[head_input] for k, v in self.blocks.items()}
                 radius = max(b.radius for b in branches.values())
                 acts = fwd.acts[li]
                 windows, inside = cut_windows(acts, image[rows], ys[rows], xs[rows], radius)
@@ -331,7 +385,7 @@ class CamEngine:
                 with torch.enable_grad():
                     outs = {k: _run_cropped(b, windows, inside, radius) for k, b in branches.items()}
                     _check_replay(outs, raw, image[rows], index[rows], self.fp16)
-                    replayed, sel = self.adapter.replayed(outs, cls[rows], flipped)  # the target reads the replay
+                    replayed, sel = adapter.replayed(outs, cls[rows], flipped)  # the target reads the replay
                     (values,) = self._target_values(replayed, [sel], hw, False)
                     if self.method.transforms_targets:
                         values = self.method.transform_targets(values, outs["scores"], cls[rows])
@@ -350,12 +404,14 @@ class CamEngine:
                     return self._context(fwd, b, sels[b].subset(row[rows[part]]), self.layers[li], None)
 
                 layer_maps = minmax(self.method.local_layer_map(local, context).float().clamp(min=0), inplace=True)
-                for b in image[rows].unique().tolist():
+                for b in torch.unique(image[rows]).tolist():
                     mine = (image[rows] == b).nonzero().view(-1)
                     stacks[b][li][row[rows[mine]]] = layer_maps[mine].to(stacks[b][li].device)
         return [self._maps(layers, hw, "local") for layers in stacks]
 
-    def _maps(self, layers: list[torch.Tensor], hw: tuple[int, int], path: str, shared: bool = False, n: int = 0):
+    def _maps(
+        self, layers: list[torch.Tensor], hw: tuple[int, int], path: str, shared: bool = False, n: int = 0
+    ) -> CamMaps:
         """Wrap per-layer maps (ReLU'd, min-max scaled) in :class:`CamMaps` with the method's fusion rule."""
         fuse = None if self.method.fuses_by_mean else self.method.fuse
         return CamMaps.from_layers(
@@ -365,7 +421,7 @@ class CamEngine:
     def _targets(self, fwd: ForwardPass, sels: list[Selection]) -> list[torch.Tensor]:
         """Each image's (n,) target values, differentiable, with the method's target transform applied."""
         with torch.enable_grad():
-            values = self._target_values(fwd.head_out, sels, tuple(fwd.image.shape[2:]), self._rematch)
+            values = self._target_values(fwd.head_out, sels, _hw(fwd.image), self._rematch)
             if self.method.transforms_targets:
                 logits = self.adapter.class_logits(fwd.head_out, sels)
                 values = [self.method.transform_targets(v, lg, s.cls) for v, lg, s in zip(values, logits, sels)]
@@ -375,7 +431,7 @@ class CamEngine:
         """One batched backward (chunked to the memory budget) for all predictions of the batch."""
         counts = [len(s) for s in sels]
         n_slots, n_img = max(counts, default=0), len(sels)
-        hw = tuple(fwd.image.shape[2:])
+        hw = _hw(fwd.image)
         stacks = [[a.new_zeros((n, *a.shape[-2:]), dtype=torch.float32) for a in fwd.acts] for n in counts]
         if n_slots == 0:
             return [self._maps(layers, hw, "dense") for layers in stacks]
@@ -402,7 +458,7 @@ class CamEngine:
                 js = torch.arange(j0, max(j0, min(j1, n)))  # empty when image b has no prediction in this chunk
                 seeds[js - j0, b, js] = scale
             last = j1 == n_slots
-            grads = torch.autograd.grad(
+            found = torch.autograd.grad(
                 table.flatten(),
                 acts,
                 grad_outputs=seeds.flatten(1),
@@ -411,9 +467,11 @@ class CamEngine:
                 create_graph=self.method.second_order,
                 allow_unused=True,
             )
-            grads = [torch.zeros_like(a).expand(j1 - j0, *a.shape) if g is None else g for g, a in zip(grads, acts)]
+            grads = [torch.zeros_like(a).expand(j1 - j0, *a.shape) if g is None else g for g, a in zip(found, acts)]
             reached = reached or any(bool(g.detach().abs().amax() > 0) for g in grads)
-            hvps = self._hvps(grads, acts, last) if self.method.second_order else [None] * len(acts)
+            hvps: list[torch.Tensor | None] = (
+                list(self._hvps(grads, acts, last)) if self.method.second_order else [None] * len(acts)
+            )
             for b, n in enumerate(counts):
                 if j0 >= n:
                     continue
@@ -421,7 +479,8 @@ class CamEngine:
                 sel = sels[b].subset(torch.arange(j0, min(j1, n)))
                 for li, layer in enumerate(self.layers):
                     g = grads[li][rows, b].detach().float() / scale
-                    hvp = None if hvps[li] is None else hvps[li][rows, b].float() / scale
+                    h = hvps[li]
+                    hvp = None if h is None else h[rows, b].float() / scale
                     ctx = self._context(fwd, b, sel, layer, hvp)
                     raw = self.method.layer_map(acts[li][b : b + 1].detach().float(), g, ctx)
                     stacks[b][li][j0 : min(j1, n)] = self._normalised(raw)
@@ -457,7 +516,7 @@ class CamEngine:
 
     def _explain_without_gradients(self, fwd: ForwardPass, sels: list[Selection]) -> list[CamMaps]:
         """Gradient-free methods: per image, per layer, no backward (perturbation methods run forwards)."""
-        hw = tuple(fwd.image.shape[2:])
+        hw = _hw(fwd.image)
         out = []
         for b, sel in enumerate(sels):
             n = len(sel)
@@ -487,20 +546,22 @@ class CamEngine:
 
     def _score(self, inputs: torch.Tensor, sel: Selection, layer: Layer, hook: Any) -> torch.Tensor:
         """Target values (K, n) of one image's predictions on K modified copies of its input (no grad)."""
-        captured: dict[str, Any] = {}
+        captured: dict[str, HeadOutput] = {}
         handles = [self.adapter.head.register_forward_hook(lambda m, i, o: captured.__setitem__("head", o))]
         if hook is not None:
             handles.append(layer.module.register_forward_hook(hook))
         try:
             with torch.no_grad():
                 self.backend(inputs.to(fwd_dtype(self.backend)))
-                values = self._target_values(captured["head"], [sel] * len(inputs), tuple(inputs.shape[2:]), True)
+                values = self._target_values(captured["head"], [sel] * len(inputs), _hw(inputs), True)
         finally:
             for h in handles:
                 h.remove()
         return torch.stack(values).float()
 
-    def _target_values(self, head_out: Any, sels: list[Selection], imgsz: tuple, rematch: bool) -> list[torch.Tensor]:
+    def _target_values(
+        self, head_out: HeadOutput, sels: list[Selection], imgsz: tuple[int, int], rematch: bool
+    ) -> list[torch.Tensor]:
         """The chosen target's (n,) values per image (``rematch``: re-find non-positional predictions)."""
         ctx = TargetContext(self.adapter, head_out, sels, imgsz, self.task, rematch and self.adapter.rematch)
         return self.target.values(ctx)
@@ -512,7 +573,7 @@ class CamEngine:
 
 
 @contextlib.contextmanager
-def _grad_mode(enabled: bool):
+def _grad_mode(enabled: bool) -> Iterator[None]:
     """Set grad mode for the block and restore the previous mode afterwards, whatever the hooks set in between."""
     prev = torch.is_grad_enabled()
     torch.set_grad_enabled(enabled)
@@ -538,6 +599,23 @@ class _NativeBackend:
         return self.model(x)
 
 
+@dataclass(frozen=True)
+class _HostArgs:
+    """The :class:`PredictorArgs` of :meth:`CamEngine.for_model`'s stand-in predictor."""
+
+    task: str
+    imgsz: int | Sequence[int]
+    verbose: bool
+
+
+@dataclass(frozen=True)
+class _ModelHost:
+    """The :class:`PredictorLike` stand-in :meth:`CamEngine.for_model` builds around a model no predictor runs."""
+
+    model: Any  # an AutoBackend or a _NativeBackend
+    args: _HostArgs
+
+
 class _NotAFeatureMapError(Exception):
     """Raised inside a layer hook; turned into a LayerError once the hooks are gone."""
 
@@ -546,7 +624,7 @@ class _ReplayMismatchError(Exception):
     """The local replay's head outputs differ from the head's own: never trust its gradients then."""
 
 
-def _run_cropped(branch: Any, windows: torch.Tensor, inside: torch.Tensor, radius: int) -> torch.Tensor:
+def _run_cropped(branch: Branch, windows: torch.Tensor, inside: torch.Tensor, radius: int) -> torch.Tensor:
     """Run a branch on the centre of windows cut for a (possibly larger) radius."""
     d = radius - branch.radius
     if d:
@@ -555,7 +633,9 @@ def _run_cropped(branch: Any, windows: torch.Tensor, inside: torch.Tensor, radiu
     return branch(windows, inside)
 
 
-def _check_replay(outs: dict, raw: dict, image: torch.Tensor, index: torch.Tensor, fp16: bool) -> None:
+def _check_replay(
+    outs: dict[str, torch.Tensor], raw: dict[str, Any], image: torch.Tensor, index: torch.Tensor, fp16: bool
+) -> None:
     """Compare the replayed outputs with the head's own at the same anchors (cheap; guards every batch)."""
     tol = 1e-2 if fp16 else 1e-3
     for key, got in outs.items():
@@ -568,7 +648,7 @@ def _check_replay(outs: dict, raw: dict, image: torch.Tensor, index: torch.Tenso
 def _describe(net: torch.nn.Module, im: torch.Tensor) -> str:
     """The layer table for an error message, or a short note if the model cannot even run for it."""
     try:
-        return describe_layers(net, tuple(im.shape[2:]))
+        return describe_layers(net, _hw(im))
     except Exception as e:  # the table is a courtesy; never let it hide the real error
         return f"  (could not list the layers: {type(e).__name__}: {e})"
 
@@ -576,7 +656,14 @@ def _describe(net: torch.nn.Module, im: torch.Tensor) -> str:
 def _has_prompts(net: torch.nn.Module) -> bool:
     """Whether a YOLOE network has prompt embeddings (without them it uses zeros and every score is constant)."""
     pe = getattr(net, "pe", None)
-    return bool(isinstance(pe, torch.Tensor) and pe.numel() and pe.abs().sum() > 0) or hasattr(net.model[-1], "lrpc")
+    layers: Any = net.model  # an nn.Sequential, which nn.Module's __getattr__ types as Tensor | Module
+    return bool(isinstance(pe, torch.Tensor) and pe.numel() and pe.abs().sum() > 0) or hasattr(layers[-1], "lrpc")
+
+
+def _hw(x: torch.Tensor) -> tuple[int, int]:
+    """The (height, width) of an image or feature-map tensor."""
+    h, w = x.shape[-2:]
+    return int(h), int(w)
 
 
 def _detach(x: Any) -> Any:
