@@ -154,7 +154,7 @@ def main() -> None:
         en = f"{r['energy_in_box']:.3f}" if "energy_in_box" in r else ""
         print(f"| {r['contender']} | {r['s_per_image'] * 1e3:.1f} | {r['ratio']:.2f} | {pg} | {en} |")
     if args.json:
-        Path(args.json).write_text(json.dumps({"args": vars(args), "rows": rows}, indent=2))
+        Path(args.json).write_text(json.dumps({"args": vars(args), "rows": rows}, indent=2), encoding="utf-8")
 
 
 if __name__ == "__main__":

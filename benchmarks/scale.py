@@ -53,6 +53,9 @@ def steady_rate(save_dir: Path) -> float:
 
     The images recorded with the first line (the Ray driver records a whole batch at once, within milliseconds) were
     done before the interval starts, so they are not counted in it.
+
+    Returns:
+        The rate, or NaN when no image line came after the first batch.
     """
     from ultralytics_cam.manifest import Manifest
 
@@ -116,7 +119,9 @@ def main() -> None:
         print(f"| {r['engine']} | {r['workers']} | {r['end_to_end']:.2f} | {r['steady']:.2f} |")
     print(f"\n(ray.init with {args.cpus} CPUs took {ray_start:.1f} s before the Ray row's clock started)")
     if args.json:
-        Path(args.json).write_text(json.dumps({"args": vars(args), "ray_init_s": ray_start, "rows": rows}, indent=2))
+        Path(args.json).write_text(
+            json.dumps({"args": vars(args), "ray_init_s": ray_start, "rows": rows}, indent=2), encoding="utf-8"
+        )
 
 
 if __name__ == "__main__":

@@ -51,17 +51,17 @@ OTHER_METHODS = ["EigenCAM", "ConfidenceMap"]
 def reset_peak() -> bool:
     """Reset the process's peak RSS (VmHWM); False where the kernel does not allow it."""
     try:
-        with open("/proc/self/clear_refs", "w") as f:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
             f.write("5")
-        return True
     except OSError:
         return False
+    return True
 
 
 def peak_mb() -> float:
     """The process's peak RSS in MiB (VmHWM)."""
     try:
-        for line in Path("/proc/self/status").read_text().splitlines():
+        for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
     except OSError:
@@ -203,7 +203,9 @@ def main() -> None:
             ratio = r["loop_ms_per_frame"] / r["list_ms_per_frame"]
             print(f"| {r['model']} | {r['loop_ms_per_frame']:.0f} | {r['list_ms_per_frame']:.0f} | {ratio:.2f} |")
     if args.json:
-        Path(args.json).write_text(json.dumps({"args": vars(args), "rows": results}, indent=2, default=str))
+        Path(args.json).write_text(
+            json.dumps({"args": vars(args), "rows": results}, indent=2, default=str), encoding="utf-8"
+        )
 
 
 if __name__ == "__main__":

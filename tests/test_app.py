@@ -229,7 +229,7 @@ def test_bad_weights_fail_with_advice_and_no_stack_trace(tmp_path):
 
 
 def test_cuda_out_of_memory_fails_with_advice_and_summary_says_failed(tmp_path, monkeypatch):
-    import ultralytics_cam.api as api
+    from ultralytics_cam import api
 
     real = api.cam_predictor
 

@@ -63,6 +63,7 @@ def yolo_cam(tmp_path):
             [SCRIPT, *map(str, args)],
             cwd=cwd,
             env=env,
+            check=False,
             capture_output=True,
             text=True,
             encoding="utf-8",

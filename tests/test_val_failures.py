@@ -243,7 +243,7 @@ def test_detect_finds_exactly_the_deliberate_failures_and_writes_their_files(det
     assert wrong["iou"] >= 0.5 and len(wrong["map_confidence"]) == 2
     assert wrong["map_confidence"][0] > wrong["map_confidence"][1]  # the model prefers what is drawn
 
-    with open(folder / "failures.csv", newline="") as f:
+    with open(folder / "failures.csv", newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     assert [r["image"] for r in rows] == [r["image"] for r in report["failures"]]
     assert list(rows[0]) == ["image", "kind", "class", "true_class", "confidence", "iou", "files", "error"]

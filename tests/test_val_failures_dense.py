@@ -156,7 +156,7 @@ def test_depth_failures_are_the_largest_error_cells_explained_by_their_mean_dept
     assert found[edited_image][0][0] == [c * s, r * s, (c + 1) * s, (r + 1) * s]  # the edited cell is the worst
     _files_written(folder, report["failures"], "depth_error")
     assert report["target"] == "mean" and report["grid"] == DEPTH_GRID
-    with open(folder / "failures.csv") as f:
+    with open(folder / "failures.csv", encoding="utf-8") as f:
         assert f.readline().strip().endswith("files,error")
 
 

@@ -82,6 +82,10 @@ def cam_predictor(model: Any, *, reuse: bool = False, **kwargs: Any) -> Any:
     ``yolo-cam`` uses it to reach the run (``predictor.cam_run``) for progress and a clean Ctrl-C; ``kwargs`` are
     those of :func:`cam`. With ``reuse``, the predictor of the previous call on this model is returned when nothing
     it depends on changed (see the module docstring).
+
+    Raises:
+        TypeError: ``model`` is not an Ultralytics ``Model``.
+        UnsupportedModelError: the model is an export or its task has no CAM.
     """
     import torch
     from ultralytics.engine.model import Model

@@ -11,6 +11,7 @@ itself, with its own messages.
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
@@ -155,7 +156,7 @@ def _whole(v: Any) -> int | None:
     if isinstance(v, str):
         v = v.strip()
         return int(v) if v.lstrip("+-").isdigit() else None
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or v in (float("inf"), float("-inf")):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or (isinstance(v, float) and not math.isfinite(v)):
         return None
     return int(v) if float(v).is_integer() else None
 
@@ -265,7 +266,7 @@ def parse_region(region: Any) -> Any:
     out = []
     for box in boxes:
         ok = isinstance(box, (list, tuple)) and len(box) == 4
-        ok = ok and all(not isinstance(v, bool) and isinstance(v, (int, float)) and v == v for v in box)
+        ok = ok and all(not isinstance(v, bool) and isinstance(v, (int, float)) and not math.isnan(v) for v in box)
         if not ok or not (box[0] < box[2] and box[1] < box[3]):
             raise ValueError(f"region={original!r} is not valid: {box!r} is not a box; {REGION_HELP}.")
         out.append(tuple(float(v) for v in box))

@@ -130,7 +130,10 @@ class CamEngine:
 
         Raises:
             UnsupportedModelError: the predictor does not run a PyTorch model with a supported head.
-            LayerError, MethodError, TargetError: the options do not fit this model.
+            LayerError: the layers do not fit this model.
+            MethodError: the method does not fit this model or task.
+            TargetError: the target does not fit this model's task or head.
+            ValueError: ``region`` is given for a model that is neither semantic nor depth.
         """
         from ultralytics.utils.torch_utils import unwrap_model
 
@@ -236,6 +239,9 @@ class CamEngine:
 
         ``graph`` (default: the method needs the dense backward) records the autograd graph from the first target
         layer on; without it the forward is a plain inference forward (the local path, methods without gradients).
+
+        Raises:
+            LayerError: a target layer does not output a feature map (N, C, H, W).
         """
         graph = self.path == "dense" if graph is None else graph
         acts: dict[int, torch.Tensor] = {}

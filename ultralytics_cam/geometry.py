@@ -69,6 +69,9 @@ class Geometry:
         Canvas pixel (y, x) holds input pixel (y + row offset, x + column offset), zero where that lies outside the
         input: the letterbox's content (padding cropped, as ``ops.scale_masks`` crops it), the whole stretched input,
         or the resized image around a centre crop.
+
+        Raises:
+            ValueError: ``kind`` is not a known geometry kind.
         """
         (h, w), (h0, w0) = self.input_hw, self.orig_hw
         if (h, w) == (h0, w0):

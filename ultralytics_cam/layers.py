@@ -67,11 +67,10 @@ def parse_layers(spec: Any) -> LayerSpec:
         )
     out: list[int | str] = []
     for item in items:
-        if isinstance(item, str) and item.lstrip("-").isdigit():
-            item = int(item)
-        if isinstance(item, bool) or not isinstance(item, (int, str)):
-            raise LayerError(f"layers={spec!r}: {item!r} is neither a layer index nor a module name.")
-        out.append(item)
+        layer = int(item) if isinstance(item, str) and item.lstrip("-").isdigit() else item
+        if isinstance(layer, bool) or not isinstance(layer, (int, str)):
+            raise LayerError(f"layers={spec!r}: {layer!r} is neither a layer index nor a module name.")
+        out.append(layer)
     return out
 
 
@@ -122,8 +121,8 @@ def resolve_layers(
     head = blocks[-1]
     labels = auto_layers(net) if spec == "auto" else spec
     layers = []
-    for position, label in enumerate(labels):
-        module = None
+    for position, requested in enumerate(labels):
+        module, label = None, requested  # a negative index is reported as the index it resolves to
         if isinstance(label, int):
             i = label + len(blocks) if label < 0 else label
             if 0 <= i < len(blocks) - 1:

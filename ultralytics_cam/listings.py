@@ -387,11 +387,11 @@ def methods_text() -> str:
     refused = [s for s in specs if s.refused is not None]
     width = max(len(s.name) for s in specs) + 2
     lines = [f"{'method':<{width}}{'gradients':<11}{'per-box':<9}{'from':<17}summary"]
-    for s in ok:
-        lines.append(
-            f"{s.name:<{width}}{'yes' if s.needs_gradients else 'no':<11}{'yes' if s.per_prediction else 'no':<9}"
-            f"{s.source:<17}{s.summary}"
-        )
+    lines.extend(
+        f"{s.name:<{width}}{'yes' if s.needs_gradients else 'no':<11}{'yes' if s.per_prediction else 'no':<9}"
+        f"{s.source:<17}{s.summary}"
+        for s in ok
+    )
     if refused:
         lines += ["", "Not available:"]
         lines += [f"{s.name:<{width}}{s.refused}" for s in refused]

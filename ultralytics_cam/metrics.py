@@ -558,6 +558,9 @@ def faithfulness(
     Returns:
         One dict per explained prediction: ``image`` (index in ``results``), ``prediction``, ``class``, ``name`` and,
         for ``map`` and every baseline, its areas (``{"map": {"image_deletion": ..., ...}, "random": {...}, ...}``).
+
+    Raises:
+        ValueError: a baseline is not one of :data:`BASELINES`, or a result has no ``.cam``.
     """
     bad = [b for b in baselines if b not in BASELINES]
     if bad:

@@ -110,8 +110,8 @@ class CamResult:
             return
         for start in range(0, len(rows), chunk):
             part = rows[start : start + chunk]
-            for i, p in zip(part, self.compact.patches(part)):
-                p = self.geometry.patch_to_original(p)
+            for i, compact in zip(part, self.compact.patches(part)):
+                p = self.geometry.patch_to_original(compact)
                 yield i, Patch(p.y0, p.x0, p.values.clamp(0, 1))
 
     def map(self, i: int) -> np.ndarray:

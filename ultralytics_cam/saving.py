@@ -60,10 +60,11 @@ def _publish(stage: Path, folder: Path) -> None:
     if not folder.exists():
         try:
             os.replace(stage, folder)
-            return
         except OSError:  # published meanwhile by another writer (a retried Ray batch): merge into it file by file
             if not folder.is_dir():
                 raise
+        else:
+            return
     for entry in sorted(stage.iterdir()):
         target = folder / entry.name
         if entry.is_dir() and target.is_dir():

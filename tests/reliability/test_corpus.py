@@ -28,6 +28,7 @@ def run_cli(tmp_path: Path, *args: str, verbose: bool = False) -> subprocess.Com
         [yolo_cam_script(), *args],
         cwd=tmp_path,
         env={**cli_env(tmp_path), "YOLO_VERBOSE": str(verbose)},  # verbose: Ultralytics' INFO lines and warnings too
+        check=False,
         capture_output=True,
         text=True,
         encoding="utf-8",

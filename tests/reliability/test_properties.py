@@ -46,7 +46,7 @@ MB = 2**20
 
 # -- peak memory of one call (Linux: the kernel's resident high-water mark, reset before the call) ---------------------
 def _status_kb(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
+    for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
         if line.startswith(field + ":"):
             return int(line.split()[1])
     raise KeyError(field)
@@ -55,10 +55,10 @@ def _status_kb(field: str) -> int:
 def reset_peak() -> bool:
     """Reset the process's peak RSS (VmHWM); False where the platform cannot (then memory is not asserted)."""
     try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
+        Path("/proc/self/clear_refs").write_text("5", encoding="ascii")
     except OSError:
         return False
+    return True
 
 
 def peak_rss() -> int:

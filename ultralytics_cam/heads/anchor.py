@@ -70,8 +70,8 @@ class AnchorHeadAdapter(HeadAdapter):
             scores = self.branch(head_out)["scores"].detach().sigmoid().permute(0, 2, 1)
             topk = self.head.get_topk_index(scores, self.head.max_det)[2]
         sels: list[Selection] = []
-        for b, (det, k) in enumerate(zip(dets, keep)):
-            k = k.long().view(-1)
+        for b, (det, kept) in enumerate(zip(dets, keep)):
+            k = kept.long().view(-1)
             index = topk[b][k] if end2end else k
             box = det[:, [0, 1, 2, 3, 6]] if self.rotated else det[:, :4]
             sel = Selection(index, det[:, 5].long(), det[:, 4], box)

@@ -107,6 +107,9 @@ def align_rows(
     Ultralytics keeps NMS rows in order but may drop some (segmentation drops predictions whose mask is empty), so the
     ``Results`` rows are an order-preserving subsequence of the NMS rows. They carry the very same confidence and class
     values, which identifies them.
+
+    Raises:
+        RuntimeError: a ``Results`` row matches no selected row (a bug: the message asks to report it).
     """
     rows: list[int] = []
     j = 0

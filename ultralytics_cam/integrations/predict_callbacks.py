@@ -57,7 +57,10 @@ def add_cam_callbacks(model: Any, *, strict: bool = False, **options: Any) -> No
             ``show_boxes``, ``renormalize``, ``eigen_smooth``); predict arguments belong in the ``predict`` call.
 
     Raises:
-        ValueError, MethodError, TargetError, LayerError: an option is invalid (checked now, not mid-run).
+        ValueError: an option is invalid or is a predict argument (checked now, not mid-run).
+        MethodError: ``method`` is unknown or refused in this environment.
+        TargetError: ``target`` is unknown.
+        LayerError: ``layers`` is not a valid layer spec.
     """
     config, rest = split_kwargs(options)
     if rest:

@@ -67,6 +67,9 @@ def _dense_selection(engine: Any, head_out: Any, case: ImageCase, b: int, imgsz:
     Semantic rows read the failing class's logits; their score is the class's mean probability there. Depth rows take
     the engine's target on the cell (``mean``: every pixel; ``near`` / ``far``: the cell's nearest / farthest share,
     as ``region=`` does); their score is the mean predicted depth (metres) of those pixels.
+
+    Raises:
+        ValueError: a failure of ``case`` has no pixels (the semantic and depth miners give every failure its pixels).
     """
     from ...heads import DenseSelection
 

@@ -113,6 +113,9 @@ def add_val_failure_hook(
 ) -> None:
     """Make every later ``model.val`` explain the model's failures in ``save_dir/cam_failures/``.
 
+    The options are checked now, not mid-validation; each error below is a
+    :class:`~ultralytics_cam.errors.CamError` and a ``ValueError``.
+
     Args:
         model: an Ultralytics ``Model`` (detect, segment, semantic, depth, pose, obb or classify) with PyTorch
             weights. Semantic failures are the classes with the lowest IoU of each image, depth failures the cells of
@@ -132,8 +135,10 @@ def add_val_failure_hook(
             cell's nearest / farthest pixels.
 
     Raises:
-        FailureOptionError, MethodError, TargetError, LayerError: an option is invalid (checked now). All are
-            :class:`~ultralytics_cam.errors.CamError` and ``ValueError``.
+        FailureOptionError: an option is neither a failure-hook nor a CAM option, or its value is invalid.
+        MethodError: ``method`` is unknown or refused in this environment.
+        TargetError: ``target`` is unknown.
+        LayerError: ``layers`` is not a valid layer spec.
     """
     unknown = [k for k in cam_options if k not in CAM_DEFAULTS]
     if unknown:
