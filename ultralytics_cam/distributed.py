@@ -40,7 +40,7 @@ def import_ray() -> Any:
     """
     try:
         import ray
-        import ray.data
+        import ray.data  # noqa: F401  # loads Ray Data, so ``ray.data`` works on the module returned
     except ImportError as e:
         raise ImportError(f"{RAY_INSTALL_HINT} ({e}).") from e
     return ray
@@ -96,8 +96,7 @@ class CamWorker:
         from .sources import unreadable_reason
 
         lines, errors = [], []
-        for source, folder in zip(batch["source"], batch["folder"]):
-            source, folder = str(source), str(folder)
+        for source, folder in zip(map(str, batch["source"]), map(str, batch["folder"])):
             im = imread(source, flags=self.read_flag)  # what Ultralytics' LoadImagesAndVideos reads the file with
             if im is None:
                 lines.append("")
@@ -156,6 +155,8 @@ def cam_ray(
     Raises:
         ImportError: Ray Data is not installed (with the install command).
         ValueError: the source holds videos (run them with the local engine), or a resumed run's settings differ.
+        KeyboardInterrupt: Ctrl-C during the run, re-raised once the run is recorded as ``interrupted``.
+        SystemExit: SIGTERM (through Ray's handler) during the run, re-raised likewise.
     """
     ray = import_ray()
     import cv2

@@ -272,9 +272,11 @@ def check_resumable(sessions: list[dict], settings: dict, folder: Path) -> None:
     diffs = []
     for group in ("cam", "ultralytics"):
         a, b = old.get(group) or {}, settings.get(group) or {}
-        for k in sorted(set(a) | set(b)):
-            if k not in FREE_SETTINGS and a.get(k) != b.get(k):
-                diffs.append(f"{k}={a.get(k)!r} before, {b.get(k)!r} now")
+        diffs.extend(
+            f"{k}={a.get(k)!r} before, {b.get(k)!r} now"
+            for k in sorted(set(a) | set(b))
+            if k not in FREE_SETTINGS and a.get(k) != b.get(k)
+        )
     if diffs:
         raise ValueError(
             f"cannot resume {folder} with different settings ({'; '.join(diffs)}). Resume with the run's own "

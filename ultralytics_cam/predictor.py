@@ -60,6 +60,13 @@ class CamPredictorMixin:
 
         The run ends ``completed``, ``stopped`` (the consumer closed the generator), ``interrupted`` (Ctrl-C, or a
         caller that set ``cam_run.interrupt_requested`` before closing) or ``failed`` (with the error).
+
+        Yields:
+            What Ultralytics' ``stream_inference`` yields: each image's ``Results`` (embeddings with ``embed``).
+
+        Raises:
+            GeneratorExit: the consumer closed the stream; re-raised once the run is recorded.
+            KeyboardInterrupt: Ctrl-C; re-raised once the run is recorded as ``interrupted``.
         """
         if not self.args.save:
             yield from super().stream_inference(source, model, *args, **kwargs)
