@@ -1,4 +1,4 @@
-"""The public API as a type checker sees it (stamina's way): this file is type-checked by mypy in ``.ci/run``, never run.
+"""The public API as a type checker sees it (stamina's way): this file is checked by mypy in ``.ci/run``, never run.
 
 Each ``assert_type`` fails the type check if a public signature loses or changes its types; ``# type: ignore`` lines
 prove that wrong uses are caught. ``tests/test_typing.py`` runs the same check under pytest.
