@@ -19,7 +19,7 @@ import signal
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from ._logging import LOGGER, PREFIX
 
@@ -65,7 +65,7 @@ def output_names(files: list[str], taken: set[str]) -> list[str]:
 
 def load_weights(path: str | Path, task: str | None = None) -> Any:
     """Load a weights file as ``yolo`` does: RT-DETR by name, else ``YOLO`` (which picks World / YOLOE itself)."""
-    from ultralytics import RTDETR, YOLO
+    from ultralytics.models import RTDETR, YOLO
 
     return RTDETR(str(path)) if "rtdetr" in Path(str(path)).stem.lower() else YOLO(str(path), task=task)
 
@@ -73,7 +73,7 @@ def load_weights(path: str | Path, task: str | None = None) -> Any:
 class CamWorker:
     """One actor of the pool: loads the model and builds the CAM predictor once, then explains batches of files."""
 
-    def __init__(self, model: Any, task: str | None, save_dir: str, kwargs: dict, read_flag: int) -> None:
+    def __init__(self, model: Any, task: str | None, save_dir: str, kwargs: dict[str, Any], read_flag: int) -> None:
         """Build the predictor (``model`` is a weights path or an Ultralytics model put in the object store)."""
         from .api import cam_predictor
         from .summary import CamRun
@@ -89,7 +89,7 @@ class CamWorker:
         self.run = CamRun(self.predictor, None)
         self.read_flag = read_flag
 
-    def __call__(self, batch: dict) -> dict:
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         """Explain and write each file of ``batch``; return one JSON manifest line (or an error) per file."""
         from ultralytics.utils.patches import imread
 
@@ -135,7 +135,7 @@ def cam_ray(
     progress: Callable[[int, int], None] | None = None,
     stop: Callable[[], bool] | None = None,
     **kwargs: Any,
-) -> dict:
+) -> dict[str, Any]:
     """Run a saving CAM run over the images of ``source`` on a Ray Data actor pool; return its ``summary.json``.
 
     Args:
@@ -181,15 +181,17 @@ def cam_ray(
         run.resume_from(state)
 
     listing = LoadImagesAndVideos(source)
-    listing.close()
-    videos = [f for f, v in zip(listing.files, listing.video_flag) if v]
+    listing.close()  # type: ignore[no-untyped-call]  # Ultralytics' loader: close() has no annotations
+    # str paths; typing infers list[BufferedReader] from a loop variable the loader's unannotated code reuses
+    files = cast("list[str]", listing.files)
+    videos = [f for f, v in zip(files, listing.video_flag) if v]
     if videos:
         raise ValueError(
             f"engine=ray explains images; {len(videos)} videos in source={source!r} ({Path(videos[0]).name}, ...) "
             "are read frame by frame by one process: run them with the local engine."
         )
-    order = {f: i for i, f in enumerate(listing.files)}
-    todo = [f for f in listing.files if f not in run.previous.done]
+    order = {f: i for i, f in enumerate(files)}
+    todo = [f for f in files if f not in run.previous.done]
     taken = {line["folder"] for line in run.previous.images.values()}
     rows = [{"index": order[f], "source": f, "folder": n} for f, n in zip(todo, output_names(todo, taken))]
 
@@ -235,10 +237,10 @@ def ray_put(ray: Any, model: Any) -> Any:
 def _run_pool(
     ray: Any,
     run: Any,
-    rows: list[dict],
+    rows: list[dict[str, Any]],
     model: Any,
     task: str,
-    kwargs: dict,
+    kwargs: dict[str, Any],
     workers: int | None,
     batch_size: int,
     progress: Callable[[int, int], None] | None,
@@ -313,7 +315,7 @@ def _record_batches(
     return False
 
 
-def run_predict_ray(model: Any, source: Any, cam: dict, ult: dict, verbose: bool) -> int:
+def run_predict_ray(model: Any, source: Any, cam: dict[str, Any], ult: dict[str, Any], verbose: bool) -> int:
     """``yolo-cam predict engine=ray``: :func:`cam_ray` with a progress bar and the CLI's messages; the exit code.
 
     SIGINT and SIGTERM stop it as they stop a local run: after the batch that arrives next, the pool is stopped and
@@ -327,7 +329,7 @@ def run_predict_ray(model: Any, source: Any, cam: dict, ult: dict, verbose: bool
     import sys
     import time
 
-    from ultralytics.utils import TQDM
+    from ultralytics.utils.tqdm import TQDM
 
     from .cli import EXIT_OK, GracefulInterrupt, RunError, UsageError, _plural, _say
     from .errors import CamError

@@ -76,10 +76,10 @@ class ResumeState:
         seconds: the working time of the earlier sessions (each from its start to its last line).
     """
 
-    images: dict[str, dict] = field(default_factory=dict)
-    videos: dict[str, dict] = field(default_factory=dict)
-    partial: dict[str, dict] = field(default_factory=dict)
-    sessions: list[dict] = field(default_factory=list)
+    images: dict[str, dict[str, Any]] = field(default_factory=dict)
+    videos: dict[str, dict[str, Any]] = field(default_factory=dict)
+    partial: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sessions: list[dict[str, Any]] = field(default_factory=list)
     redo: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -98,7 +98,7 @@ class Manifest:
         self._file: Any = None
 
     # -- reading -----------------------------------------------------------------------------------------------------
-    def lines(self) -> list[dict]:
+    def lines(self) -> list[dict[str, Any]]:
         """Every complete line (a torn last line, left by a kill in mid-write, is ignored)."""
         if not self.path.exists():
             return []
@@ -117,7 +117,7 @@ class Manifest:
         state = ResumeState()
         save_dir = self.path.parent
         start = last = None
-        segments: dict[str, list[dict]] = {}
+        segments: dict[str, list[dict[str, Any]]] = {}
         for line in self.lines():
             event = line.get("event")
             if event == "run":
@@ -148,7 +148,7 @@ class Manifest:
         return state
 
     # -- writing -----------------------------------------------------------------------------------------------------
-    def append(self, entry: dict, sync: bool = True) -> None:
+    def append(self, entry: dict[str, Any], sync: bool = True) -> None:
         """Append one line and flush it, so that it survives the process being killed right after.
 
         With ``sync`` (the default) it is also fsynced, to survive a power loss; the Ray driver records a whole
@@ -183,7 +183,7 @@ def _complete(folder: Path, files: dict[str, int]) -> bool:
         return False
 
 
-def _segment_chain(save_dir: Path, lines: list[dict]) -> dict | None:
+def _segment_chain(save_dir: Path, lines: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The segments of one video that a resume can build on: from frame 1 on, without a gap, files complete."""
     latest = {line["first"]: line for line in lines}  # a segment redone by a later session replaces the earlier line
     chain, expected = [], 1
@@ -259,7 +259,7 @@ def resume_dir(save_dir: str | Path, name: str, resume: Any) -> Path | None:
     return folder
 
 
-def check_resumable(sessions: list[dict], settings: dict, folder: Path) -> None:
+def check_resumable(sessions: list[dict[str, Any]], settings: dict[str, Any], folder: Path) -> None:
     """Refuse to resume a run with settings that change its outputs (its folders would mix two kinds of maps).
 
     Raises:
@@ -269,7 +269,7 @@ def check_resumable(sessions: list[dict], settings: dict, folder: Path) -> None:
     if not sessions:
         return
     old = sessions[0].get("settings") or {}
-    diffs = []
+    diffs: list[str] = []
     for group in ("cam", "ultralytics"):
         a, b = old.get(group) or {}, settings.get(group) or {}
         diffs.extend(

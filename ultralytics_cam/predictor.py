@@ -9,24 +9,35 @@ dispatches (``model._smart_load("predictor")``) is covered without a table of ou
 from __future__ import annotations
 
 import functools
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from .config import CamConfig
 from .engine import CamEngine
 from .geometry import Geometry, geometry_kind
+from .heads import Selection
+from .maps import CamMaps
 from .plugins import call_result_ready
 from .result import CamResult
 from .sources import SkippingSourcesMixin
 
+if TYPE_CHECKING:  # what the mixin is mixed into, for typing (at run time it stands on object)
+    from ultralytics.engine.predictor import BasePredictor as _PredictorBase
+else:
+    _PredictorBase = object
+
 __all__ = ["CamPredictorMixin", "attach_cams", "cam_predictor_class", "drop_done"]
 
 
-class CamPredictorMixin:
+class CamPredictorMixin(_PredictorBase):
     """Mixed in front of a task predictor (``DetectionPredictor``, ``SegmentationPredictor``, ...)."""
 
     cam_config: CamConfig
     cam_engine: CamEngine | None = None
     _cam_forward: Any = None
+    if TYPE_CHECKING:  # set by BasePredictor at run time; typing infers None from its unannotated __init__
+        dataset: Any  # the source's loader
+        results: Any  # the batch's list of Results
 
     def setup_model(self, model: Any, verbose: bool = True) -> None:
         """Build the model as Ultralytics does, then the CAM engine on the predictor's own copy of it."""
@@ -35,15 +46,19 @@ class CamPredictorMixin:
 
     def inference(self, im: Any, *args: Any, **kwargs: Any) -> Any:
         """Run the grad-enabled forward; return detached predictions to Ultralytics' postprocess."""
-        self._cam_forward = self.cam_engine.forward(im)
+        engine = self.cam_engine
+        assert engine is not None  # built by setup_model, which Ultralytics runs before any inference
+        self._cam_forward = engine.forward(im)
         return self._cam_forward.preds
 
-    def postprocess(self, preds: Any, img: Any, orig_imgs: Any, **kwargs: Any) -> list:
+    def postprocess(self, preds: Any, img: Any, orig_imgs: Any, **kwargs: Any) -> list[Any]:
         """Build ``Results`` with the task's own postprocess, then explain every row and attach ``r.cam``."""
-        results = super().postprocess(preds, img, orig_imgs, **kwargs)
+        # Ultralytics' postprocess has no annotations; it returns the batch's list of Results
+        results: list[Any] = super().postprocess(preds, img, orig_imgs, **kwargs)  # type: ignore[no-untyped-call]
         fwd, self._cam_forward = self._cam_forward, None
         try:
             engine = self.cam_engine
+            assert engine is not None  # as in inference
             sels = engine.adapter.select(self, fwd.preds, fwd.head_out, results, tuple(img.shape[2:]))
             maps = engine.explain(fwd, sels)
         finally:
@@ -126,7 +141,7 @@ class CamPredictorMixin:
                 line["folder"] for line in run.previous.videos.values()
             }
 
-    _cam_taken: set | None = None
+    _cam_taken: set[str] | None = None
 
     def write_results(self, i: int, p: Any, im: Any, s: list[str]) -> str:
         """Ultralytics' own bookkeeping and log line; remembers which row :meth:`save_predicted_images` saves."""
@@ -189,14 +204,21 @@ def drop_done(dataset: Any, done: set[str]) -> None:
 
 
 def attach_cams(
-    results: list, sels: list, maps: list, engine: CamEngine, config: CamConfig, input_hw: tuple, kind: str
+    results: list[Any],
+    sels: list[Selection],
+    maps: list[CamMaps],
+    engine: CamEngine,
+    config: CamConfig,
+    input_hw: Sequence[int],
+    kind: str,
 ) -> None:
     """Attach each image's maps as ``r.cam`` and tell the plugins (``ultralytics_cam_result_ready``)."""
     layers = [layer.label for layer in engine.layers]
+    h, w = input_hw  # (h, w) of the model input
     for r, sel, m in zip(results, sels, maps):
         r.cam = CamResult(
             m,
-            Geometry(kind, input_hw, tuple(r.orig_shape)),
+            Geometry(kind, (int(h), int(w)), tuple(r.orig_shape)),
             r,
             method=engine.method.name,
             layers=layers,

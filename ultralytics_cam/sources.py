@@ -26,9 +26,14 @@ import functools
 import os
 import stat
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ._logging import LOGGER, PREFIX
+
+if TYPE_CHECKING:  # what the mixins are mixed into, for typing (at run time they stand on object)
+    from ultralytics.engine.predictor import BasePredictor as _PredictorBase
+else:
+    _PredictorBase = object
 
 __all__ = ["SkippingSourcesMixin", "skipping_loader", "unreadable_reason"]
 
@@ -126,20 +131,28 @@ def _loader_class() -> type:
             frame numbers and the maps of the resumed frames are those an uninterrupted run computes.
             """
             self._resume_at = {p: n for p, n in saved.items() if n > 0}
-            first = next((f for f, v in zip(self.files, self.video_flag) if v), None)
+            first = next((f for f, v in zip(self._paths, self.video_flag) if v), None)
             if first in self._resume_at and self.cap is not None and self.cap.isOpened() and self.frame == 0:
                 self._skip_frames(first, self._resume_at[first])  # the video the loader opened up front
 
         def _skip_frames(self, path: str, n: int) -> None:
             """Grab the ``n`` frames (each ``vid_stride`` source frames) a resumed run saved before."""
             grabbed = 0
-            while grabbed < n and all(self.cap.grab() for _ in range(self.vid_stride)):
+            cap: Any = self.cap  # a cv2.VideoCapture (typing infers None from the loader's unannotated __init__)
+            while grabbed < n and all(cap.grab() for _ in range(self.vid_stride)):
                 grabbed += 1
             self.frame = grabbed
             self._frames_read[path] = grabbed  # decoded: not a truncated video
             LOGGER.info(f"{PREFIX}resuming {Path(path).name} at frame {grabbed + 1} ({grabbed} frames saved before)")
 
-        def _append_image(self, paths: list, imgs: list, info: list, path: str, im0: Any, idx: int) -> None:
+        @property
+        def _paths(self) -> list[str]:
+            """``files``: str paths (typing infers list[BufferedReader] from a variable the loader's code reuses)."""
+            return cast("list[str]", self.files)
+
+        def _append_image(
+            self, paths: list[str], imgs: list[Any], info: list[str], path: str, im0: Any, idx: int
+        ) -> None:
             if im0 is None:
                 self._skip(path, unreadable_reason(path, "image"))
                 return
@@ -148,7 +161,7 @@ def _loader_class() -> type:
                 LOGGER.warning(f"{PREFIX}{path} is {self.notes[path]}")
             super()._append_image(paths, imgs, info, path, im0, idx)
 
-        def __next__(self) -> tuple[list, list, list]:
+        def __next__(self) -> tuple[list[str], list[Any], list[str]]:
             first = getattr(self, "count", 0)
             try:
                 batch = super().__next__()
@@ -163,7 +176,7 @@ def _loader_class() -> type:
         def _check_videos(self, first: int) -> None:
             """Look at the videos the loader moved past: none decoded (skipped) or fewer than announced (a note)."""
             for i in range(first, min(self.count, self.nf)):
-                path = self.files[i]
+                path = self._paths[i]
                 if not self.video_flag[i] or path in self.skipped:
                     continue
                 read, expected = self._frames_read.get(path, 0), self._frames_expected.get(path, 0)
@@ -203,7 +216,7 @@ def skipping_loader(source: Any, batch: int = 1, vid_stride: int = 1, channels: 
     return loader
 
 
-class SkippingSourcesMixin:
+class SkippingSourcesMixin(_PredictorBase):
     """Mixed in just above a task predictor: Ultralytics' sources with bad files skipped, output names kept apart."""
 
     def setup_source(self, source: Any, stride: int | None = None) -> None:

@@ -69,13 +69,13 @@ def versions() -> dict[str, str]:
     return out
 
 
-def _formats() -> tuple[set, set]:
+def _formats() -> tuple[set[str], set[str]]:
     from ultralytics.data.utils import IMG_FORMATS, VID_FORMATS
 
     return IMG_FORMATS, VID_FORMATS
 
 
-def unsupported_inputs(source: Any) -> list[dict]:
+def unsupported_inputs(source: Any) -> list[dict[str, Any]]:
     """Return the files of a folder, glob or list source that Ultralytics' loader ignores by type, with the reason.
 
     Ultralytics' ``LoadImagesAndVideos`` keeps only known image and video suffixes and drops the rest silently;
@@ -138,8 +138,8 @@ class CamRun:
             task=args.task,
         )
         self.settings = {"cam": predictor.cam_config.to_dict(), "ultralytics": _recorded_args(args, source)}
-        self.images: list[dict] = []
-        self.videos: dict[str, dict] = {}  # video path -> its record
+        self.images: list[dict[str, Any]] = []
+        self.videos: dict[str, dict[str, Any]] = {}  # video path -> its record
         self.write_seconds = 0.0
         self._speed_sums = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
         self._frames = 0
@@ -149,10 +149,11 @@ class CamRun:
         self.manifest: Manifest | None = None
         self.previous = ResumeState()  # what earlier sessions of this run completed (empty for a new run)
         self.engine = "local"
-        self.unreadable: list[dict] = []  # images that could not be decoded, reported by the engine (engine=ray)
+        # images that could not be decoded, reported by the engine (engine=ray)
+        self.unreadable: list[dict[str, Any]] = []
         # videos (SPEC §11): each video file's overlay is written in closed segments (ultralytics_cam.segments)
         self._open: dict[str, SegmentWriter] = {}  # video -> its open segment
-        self._segments: dict[str, list[dict]] = {}  # video -> its closed segments' manifest lines, in order
+        self._segments: dict[str, list[dict[str, Any]]] = {}  # video -> its closed segments' manifest lines, in order
         self._current: dict[str, float] = {}  # the video file the loader is in -> its overlay's fps
         self._complete: set[str] = set()  # videos joined and recorded by this session
 
@@ -188,7 +189,7 @@ class CamRun:
         """The sources no session needs to work on any more (earlier sessions' and videos joined by this one)."""
         return self.previous.done | self._complete
 
-    def _log(self, entry: dict, sync: bool = True) -> None:
+    def _log(self, entry: dict[str, Any], sync: bool = True) -> None:
         """Append a manifest line (the session's ``run`` line first)."""
         if self.manifest is None:
             self.manifest = Manifest(self.save_dir)
@@ -197,7 +198,7 @@ class CamRun:
             )
         self.manifest.append(entry, sync=sync)
 
-    def add_image(self, line: dict) -> None:
+    def add_image(self, line: dict[str, Any]) -> None:
         """Count an image saved elsewhere (an earlier session, a Ray worker) from its manifest line."""
         self.images.append({k: line[k] for k in ("source", "folder", "predictions", "ms")})
         for k, v in (line.get("speed") or {}).items():
@@ -207,7 +208,7 @@ class CamRun:
         self._predictions += line["predictions"]
         self._saved_paths.add(line["source"])
 
-    def record_image(self, line: dict, sync: bool = True) -> None:
+    def record_image(self, line: dict[str, Any], sync: bool = True) -> None:
         """Record an image saved by a Ray worker (:meth:`write_image`): count it and append its manifest line."""
         self.add_image(line)
         self._log(line, sync=sync)
@@ -229,7 +230,7 @@ class CamRun:
         self._log(line)
         return files
 
-    def write_image(self, result: Any, save_path: Path) -> tuple[list[Path], dict]:
+    def write_image(self, result: Any, save_path: Path) -> tuple[list[Path], dict[str, Any]]:
         """Write the folder of ``result`` without recording it; return its files and its manifest line.
 
         A Ray worker writes with this and leaves the recording to the driver (:meth:`record_image`).
@@ -267,7 +268,8 @@ class CamRun:
                 self.videos[key].update(frames=part["frames"], predictions=part["predictions"], meta=part["meta"])
                 self._predictions += part["predictions"]
             self._segments[key] = list(part["segments"]) if part else []
-        return self.save_dir / self.videos[key]["folder"]
+        name: str = self.videos[key]["folder"]
+        return self.save_dir / name
 
     def save_frame(
         self,
@@ -315,7 +317,7 @@ class CamRun:
         if overlay is not None:
             if last:
                 self._complete_video(key)
-            elif seg.full():
+            elif self._open[key].full():  # the segment this frame went into
                 self._close_segment(key, end=False)
 
     # -- video segments (resumable videos) -----------------------------------------------------------------------------
@@ -323,7 +325,7 @@ class CamRun:
         """Close the open segment of video ``key`` and record it in the manifest."""
         seg = self._open.pop(key, None)
         files = seg.close() if seg is not None else None
-        if not files:
+        if seg is None or not files:
             return
         video = self.videos[key]
         line = {
@@ -371,7 +373,7 @@ class CamRun:
         segments = self._segments.get(key) or []
         return segments[-1].get("fps", 30.0) if segments else 30.0
 
-    def _complete_previous_video(self, key: str, part: dict) -> None:
+    def _complete_previous_video(self, key: str, part: dict[str, Any]) -> None:
         """Join a video an earlier session saved to its end (a kill came before the join): nothing to explain."""
         self.videos[key] = {
             "source": key,
@@ -430,11 +432,11 @@ class CamRun:
                 },
             )
 
-    def _previous_videos(self) -> list[dict]:
+    def _previous_videos(self) -> list[dict[str, Any]]:
         keys = ("source", "folder", "frames", "predictions", "files")
         return [{k: v[k] for k in keys if k in v} for v in self.previous.videos.values()]
 
-    def skipped(self, predictor: Any) -> list[dict]:
+    def skipped(self, predictor: Any) -> list[dict[str, Any]]:
         """Return the inputs that produced no output: unsupported file types and unreadable images."""
         out = unsupported_inputs(self.source) + self.unreadable
         dataset = getattr(predictor, "dataset", None)
@@ -454,7 +456,7 @@ class CamRun:
                 out.append({"source": f, "reason": UNREADABLE})
         return out
 
-    def summary(self, predictor: Any, status: str, error: str | None = None) -> dict:
+    def summary(self, predictor: Any, status: str, error: str | None = None) -> dict[str, Any]:
         """Return the content of ``summary.json``."""
         seconds = self.previous.seconds + time.time() - self._t0  # earlier sessions' working time, then this one
         n = len(self.images) + self._frames
@@ -488,7 +490,7 @@ class CamRun:
             "notes": partly_explained(predictor),
         }
 
-    def finish(self, predictor: Any, status: str, error: str | None = None) -> dict:
+    def finish(self, predictor: Any, status: str, error: str | None = None) -> dict[str, Any]:
         """Finish the videos and write ``summary.json`` (when the run got as far as its folder); return the summary."""
         self._finish_videos(status)
         summary = self.summary(predictor, status, error)
@@ -504,13 +506,13 @@ class CamRun:
         return summary
 
 
-def partly_explained(predictor: Any) -> list[dict]:
+def partly_explained(predictor: Any) -> list[dict[str, Any]]:
     """The inputs explained only in part (a multi-page TIFF: its first page), as ultralytics_cam.sources' loader saw."""
     notes = getattr(getattr(predictor, "dataset", None), "notes", None) or {}
     return [{"source": f, "note": n} for f, n in notes.items()]
 
 
-def image_line_extras(result: Any, files: list[Path], folder: Path, t0: float) -> dict:
+def image_line_extras(result: Any, files: list[Path], folder: Path, t0: float) -> dict[str, Any]:
     """The parts of an ``image`` manifest line besides its summary record: per-phase timings and file sizes."""
     speed = {k: float((result.speed or {}).get(k) or 0.0) for k in ("preprocess", "inference", "postprocess")}
     speed["write"] = (time.perf_counter() - t0) * 1e3
@@ -518,7 +520,7 @@ def image_line_extras(result: Any, files: list[Path], folder: Path, t0: float) -
     return {"speed": {k: round(v, 3) for k, v in speed.items()}, "files": sizes}
 
 
-def _recorded_args(args: Any, source: Any) -> dict:
+def _recorded_args(args: Any, source: Any) -> dict[str, Any]:
     """The Ultralytics options of a run: the important ones always, the others when not at their defaults."""
     from ultralytics.utils import DEFAULT_CFG_DICT
 
@@ -531,4 +533,5 @@ def _recorded_args(args: Any, source: Any) -> dict:
         if k in RECORDED_ARGS or v != DEFAULT_CFG_DICT.get(k):
             out[k] = v
     out["source"] = source if isinstance(source, (str, Path, int)) else type(source).__name__
-    return json.loads(json.dumps(out, default=str))
+    recorded: dict[str, Any] = json.loads(json.dumps(out, default=str))
+    return recorded
