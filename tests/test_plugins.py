@@ -144,8 +144,12 @@ def test_duplicate_names_are_refused_naming_both_providers(tmp_path, monkeypatch
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     reset()
-    with pytest.raises(PluginError, match="method 'HiResCAM' is registered twice: by 'ultralytics-cam' and by 'dup'"):
+    with pytest.raises(
+        PluginError, match="method 'HiResCAM' is registered twice: by 'ultralytics-cam' and by 'dup'"
+    ) as e:
         registered_method_specs()
+    assert e.value.plugin == "dup"
+    assert {i.name: i for i in plugin_infos()}["dup"].error == str(e.value)  # found by the attribute, not the text
     monkeypatch.setenv("ULTRALYTICS_CAM_BLOCK_PLUGINS", "dup")
     reset()
     assert "HiResCAM" in {s.name for s in registered_method_specs()}

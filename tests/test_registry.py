@@ -1,0 +1,88 @@
+"""The generic registry (names, lookup, did-you-mean, duplicates, provenance) and options resolved once per run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+
+import ultralytics_cam
+from ultralytics_cam import CamConfig, MethodError, PluginError
+from ultralytics_cam.registry import Registry, canonical
+
+from conftest import yaml_model
+
+
+@dataclass(frozen=True)
+class Thing:
+    name: str
+    provider: str = field(default="", compare=False)
+
+
+def test_names_are_looked_up_as_users_type_them():
+    reg: Registry[Thing] = Registry("method", MethodError, "CAM method")
+    reg.add(Thing("GradCAMPlusPlus"), "ultralytics-cam")
+    reg.add(Thing("HiResCAM"), "ultralytics-cam")
+    for typed in ("GradCAMPlusPlus", "gradcam++", "grad-cam++", "Grad CAM PlusPlus", "GRADCAM_PLUSPLUS"):
+        assert reg.get(typed).name == "GradCAMPlusPlus"
+    assert canonical("Grad-CAM++") == "gradcamplusplus"
+    assert reg.find("nothing") is None and reg.find(3) is None
+    assert "hirescam" in reg and len(reg) == 2
+    assert reg.names() == ["GradCAMPlusPlus", "HiResCAM"]  # registration order
+
+
+def test_unknown_names_raise_the_kind_error_with_close_matches_and_the_valid_names():
+    reg: Registry[Thing] = Registry("target", MethodError, "target")
+    reg.add(Thing("box"), "a")
+    reg.add(Thing("class"), "a")
+    with pytest.raises(
+        MethodError, match=r"target='boxx' is not a known target\. Did you mean 'box'\? Valid targets: box, class\."
+    ):
+        reg.get("boxx")
+    with pytest.raises(MethodError, match=r"Valid targets: class\.$"):
+        reg.get("zzz", valid=["class"])
+
+
+def test_duplicates_name_both_providers_and_carry_the_second_as_an_attribute():
+    reg: Registry[Thing] = Registry("writer")
+    stored = reg.add(Thing("heatmap"), "ultralytics-cam")
+    assert stored.provider == "ultralytics-cam"  # provenance is filled in by the registry
+    with pytest.raises(
+        PluginError, match="writer 'HeatMap' is registered twice: by 'ultralytics-cam' and by 'dup'"
+    ) as e:
+        reg.add(Thing("HeatMap"), "dup")
+    assert e.value.plugin == "dup"
+    assert reg.names() == ["heatmap"]  # the clash did not replace the first
+
+
+def test_the_method_target_and_layers_are_resolved_once_per_run(monkeypatch, assets):
+    # CamConfig resolves them; the engine receives the config and looks nothing up again.
+    from ultralytics_cam import config, layers, plugins
+
+    calls = {"method": 0, "target": 0, "layers": 0}
+
+    def counting(name, real):
+        def wrapper(*args, **kwargs):
+            calls[name] += 1
+            return real(*args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(plugins, "get_method_spec", counting("method", plugins.get_method_spec))
+    monkeypatch.setattr(plugins, "get_target_spec", counting("target", plugins.get_target_spec))
+    monkeypatch.setattr(config, "parse_layers", counting("layers", layers.parse_layers))
+    monkeypatch.setattr(layers, "parse_layers", counting("layers", layers.parse_layers))
+    (r,) = yaml_model("yolo11n.yaml").cam(str(assets / "bus.jpg"), imgsz=96, conf=1e-4, max_det=2, layers="16,19")
+    assert len(r.cam) == 2
+    assert calls == {"method": 1, "target": 1, "layers": 1}
+
+
+def test_a_config_holds_its_resolved_specs_and_pickles_as_options():
+    import pickle
+
+    c = CamConfig(method="gradcam++", target="Box", layers="16, 19")
+    assert c.method_spec.name == "GradCAMPlusPlus" and c.target_spec.name == "box" and c.target == "box"
+    assert c.layer_spec == [16, 19]
+    assert "method_spec" not in c.to_dict() and set(c.to_dict()) == set(ultralytics_cam.CAM_DEFAULTS)
+    back = pickle.loads(pickle.dumps(c))
+    assert back == c and back.method_spec == c.method_spec
