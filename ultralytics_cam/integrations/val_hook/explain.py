@@ -38,7 +38,7 @@ def explain_cases(engine: Any, cases: list[ImageCase]) -> list[torch.Tensor]:
     fwd = engine.forward(x)
     try:
         imgsz = (int(x.shape[2]), int(x.shape[3]))
-        pick = _dense_selection if engine.task in ("semantic", "depth") else _selection
+        pick = _dense_selection if engine.adapter.dense else _selection
         sels = [pick(engine, fwd.head_out, case, b, imgsz) for b, case in enumerate(cases)]
         return [m.dense() for m in engine.explain(fwd, sels)]  # a failure has one or two maps: dense is small
     finally:
