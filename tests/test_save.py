@@ -176,3 +176,28 @@ def test_write_image_folder_with_an_extra_writer(model, images, tmp_path):
 
     paths = write_image_folder(r.cam, tmp_path / "a", specs=[WriterSpec("count", extra)])
     assert paths == [tmp_path / "a" / "count.txt"] and paths[0].read_text() == "3"
+
+
+@pytest.mark.parametrize(
+    ("raised", "asked", "status"),
+    [
+        (None, False, "completed"),
+        (KeyboardInterrupt, False, "interrupted"),
+        (SystemExit, False, "interrupted"),  # SIGTERM through Ray's handler, or sys.exit
+        (GeneratorExit, False, "stopped"),  # the consumer closed the stream
+        (GeneratorExit, True, "interrupted"),  # ... because a signal asked for it
+        (OSError, False, "failed"),
+    ],
+)
+def test_a_run_outcome_reads_how_its_block_ended(raised, asked, status):
+    from ultralytics_cam.summary import RunOutcome
+
+    outcome = RunOutcome(lambda: asked)
+    if raised is None:
+        with outcome:
+            pass
+    else:
+        with pytest.raises(raised), outcome:  # the outcome never swallows what ended the block
+            raise raised("disk full")
+    assert outcome.status == status
+    assert outcome.error == ("OSError: disk full" if status == "failed" else None)

@@ -164,7 +164,7 @@ def cam_ray(
 
     from .api import cam_predictor
     from .manifest import clean_partials
-    from .summary import CamRun
+    from .summary import CamRun, RunOutcome
 
     kwargs = {k: v for k, v in kwargs.items() if k not in ("save", "engine", "workers")}
     task = kwargs.get("task")
@@ -195,37 +195,32 @@ def cam_ray(
     taken = {line["folder"] for line in run.previous.images.values()}
     rows = [{"index": order[f], "source": f, "folder": n} for f, n in zip(todo, output_names(todo, taken))]
 
-    status, error = "completed", None
+    outcome = RunOutcome()
     try:
-        if rows and _run_pool(
-            ray,
-            run,
-            rows,
-            path or ray_put(ray, loaded),
-            task or loaded.task,
-            kwargs,
-            workers,
-            batch_size,
-            progress,
-            cv2.IMREAD_GRAYSCALE if getattr(driver.model, "channels", 3) == 1 else cv2.IMREAD_COLOR,
-            stop,
-        ):
-            status = "interrupted"
-        elif not rows:
-            LOGGER.info(f"{PREFIX}nothing left to do in {run.save_dir}: every image is complete")
-    except (KeyboardInterrupt, SystemExit):  # Ctrl-C, or SIGTERM through Ray's own handler (sys.exit)
-        status = "interrupted"
-        raise
-    except Exception as e:
-        status, error = "failed", f"{type(e).__name__}: {e}"
-        raise
-    finally:
-        if status == "completed":  # every actor is done: staging left by a killed one can go
+        with outcome:
+            if rows and _run_pool(
+                ray,
+                run,
+                rows,
+                path or ray_put(ray, loaded),
+                task or loaded.task,
+                kwargs,
+                workers,
+                batch_size,
+                progress,
+                cv2.IMREAD_GRAYSCALE if getattr(driver.model, "channels", 3) == 1 else cv2.IMREAD_COLOR,
+                stop,
+            ):
+                outcome.status = "interrupted"  # stopped by a signal after a whole batch
+            elif not rows:
+                LOGGER.info(f"{PREFIX}nothing left to do in {run.save_dir}: every image is complete")
+    finally:  # Ctrl-C, or SIGTERM through Ray's own handler (sys.exit), ends as "interrupted" (RunOutcome)
+        if outcome.status == "completed":  # every actor is done: staging left by a killed one can go
             for p in clean_partials(run.save_dir):
                 LOGGER.info(f"{PREFIX}removed {p.name}, left in {p.parent} by a worker that was killed")
         run.images.sort(key=lambda r: order.get(r["source"], -1))
         run.unreadable.sort(key=lambda r: order.get(r["source"], -1))
-        summary = run.finish(driver, status, error)
+        summary = run.finish(driver, outcome.status, outcome.error)
     return summary
 
 

@@ -86,26 +86,18 @@ class CamPredictorMixin(_PredictorBase):
         if not self.args.save:
             yield from super().stream_inference(source, model, *args, **kwargs)
             return
-        from .summary import CamRun
+        from .summary import CamRun, RunOutcome
 
         state = self._cam_resume_state()
         self.cam_run = run = CamRun(self, source if source is not None else self.args.source)
         if state is not None:
             run.resume_from(state)
-        status, error = "completed", None
+        outcome = RunOutcome(lambda: run.interrupt_requested)
         try:
-            yield from super().stream_inference(source, model, *args, **kwargs)
-        except GeneratorExit:
-            status = "interrupted" if run.interrupt_requested else "stopped"
-            raise
-        except KeyboardInterrupt:
-            status = "interrupted"
-            raise
-        except Exception as e:
-            status, error = "failed", f"{type(e).__name__}: {e}"
-            raise
+            with outcome:
+                yield from super().stream_inference(source, model, *args, **kwargs)
         finally:
-            run.finish(self, status, error)
+            run.finish(self, outcome.status, outcome.error)
 
     def _cam_resume_state(self) -> Any:
         """With ``resume``: point the run at the folder to resume and return what its manifest proves (else None)."""

@@ -12,8 +12,10 @@ import json
 import os
 import platform
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from ._logging import LOGGER, PREFIX
@@ -22,7 +24,7 @@ from .saving import write_image_folder, write_run_files
 from .segments import SegmentWriter, join_segments, remove_segments
 from .writers import CAM_JSON_SCHEMA, SaveConfig, cam_record, write_image_file, write_json
 
-__all__ = ["VIDEO_PARTIAL", "CamRun", "unsupported_inputs", "versions"]
+__all__ = ["VIDEO_PARTIAL", "CamRun", "RunOutcome", "unsupported_inputs", "versions"]
 
 #: Name under which Ultralytics' video writer writes a video's overlay until the run ends (its suffix is replaced by
 #: the writer's own: ``.avi`` on Linux, ``.mp4`` on macOS).
@@ -108,6 +110,38 @@ def unsupported_inputs(source: Any) -> list[dict[str, Any]]:
                 }
             )
     return out
+
+
+class RunOutcome:
+    """How a saving run ended, read from how the block it wraps exits; the status ``summary.json`` records.
+
+    ``completed`` (no exception), ``interrupted`` (Ctrl-C, or SIGTERM turned into ``KeyboardInterrupt`` or
+    ``SystemExit``), ``stopped`` (the consumer closed the stream: ``GeneratorExit``; ``interrupted`` instead when
+    ``interrupt_requested()`` says a signal asked for it), or ``failed`` with the error. The local stream
+    (``CamPredictorMixin.stream_inference``) and the Ray driver (``distributed.cam_ray``) both end their runs through
+    it. A block may also set ``status`` itself (a pool stopped by a signal returns normally). Exceptions are never
+    swallowed.
+    """
+
+    def __init__(self, interrupt_requested: Callable[[], bool] = lambda: False) -> None:
+        self.interrupt_requested = interrupt_requested
+        self.status = "completed"
+        self.error: str | None = None
+
+    def __enter__(self) -> RunOutcome:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        if kind is None:
+            return
+        if issubclass(kind, (KeyboardInterrupt, SystemExit)):
+            self.status = "interrupted"
+        elif issubclass(kind, GeneratorExit):
+            self.status = "interrupted" if self.interrupt_requested() else "stopped"
+        else:
+            self.status, self.error = "failed", f"{kind.__name__}: {error}"
 
 
 class CamRun:
