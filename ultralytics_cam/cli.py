@@ -376,8 +376,8 @@ def check_source(source: Any) -> None:
     if not path.exists():
         raise UsageError(f"source='{source}' does not exist. Use an image, video, folder, glob, URL or webcam index.")
     if path.is_dir():
-        found = [p for p in path.glob("*.*") if p.suffix[1:].lower() in IMG_FORMATS | VID_FORMATS]
-        if not found:
+        readable = IMG_FORMATS | VID_FORMATS
+        if not any(p.suffix[1:].lower() in readable for p in path.glob("*.*")):  # stops at the first one
             raise UsageError(f"source='{source}' has no image or video files ({formats}).")
     elif path.suffix[1:].lower() not in IMG_FORMATS | VID_FORMATS | {"txt", "csv"}:
         raise UsageError(f"source='{source}' is a '{path.suffix}' file, not an image or video ({formats}).")

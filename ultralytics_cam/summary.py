@@ -7,6 +7,7 @@ writes ``summary.json`` with the writers of :mod:`ultralytics_cam.writers`.
 
 from __future__ import annotations
 
+import functools
 import glob
 import json
 import os
@@ -470,9 +471,14 @@ class CamRun:
         keys = ("source", "folder", "frames", "predictions", "files")
         return [{k: v[k] for k in keys if k in v} for v in self.previous.videos.values()]
 
+    @functools.cached_property
+    def _unsupported(self) -> list[dict[str, Any]]:
+        """The source's files of unsupported types: listed once, as the source does not change during a run."""
+        return unsupported_inputs(self.source)
+
     def skipped(self, predictor: Any) -> list[dict[str, Any]]:
         """Return the inputs that produced no output: unsupported file types and unreadable images."""
-        out = unsupported_inputs(self.source) + self.unreadable
+        out = [*self._unsupported, *self.unreadable]
         dataset = getattr(predictor, "dataset", None)
         recorded = getattr(dataset, "skipped", None)  # ultralytics_cam.sources' loader: each file with its reason
         if isinstance(recorded, dict):

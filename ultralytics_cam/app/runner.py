@@ -245,7 +245,7 @@ class RunController:
                 self._state.status = "running"
                 self._state.version += 1
         self._notify()
-        done, first, last_errors, error = 0, None, 0.0, None
+        done, first, error = 0, None, None
         gen = predictor(source=source, stream=True)
         try:
             for _ in gen:
@@ -260,10 +260,8 @@ class RunController:
                     "rate": rate,
                     "eta": left / rate if rate and left is not None and left >= 0 else None,
                     "new_items": self._new_items(predictor, len(self._state.items)),
+                    "image_errors": self._skipped(predictor),  # the run lists the source folder once
                 }
-                if now - last_errors > 1.0:  # listing skipped inputs reads the folder: at most once a second
-                    changes["image_errors"] = self._skipped(predictor)
-                    last_errors = now
                 self._update(**changes)
                 if self._stop.is_set():
                     break
