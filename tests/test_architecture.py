@@ -9,7 +9,6 @@ what it registers.
 from __future__ import annotations
 
 import ast
-import subprocess
 import sys
 from pathlib import Path
 
@@ -59,7 +58,7 @@ def layer_of(module: str) -> int:
     best, best_len = -1, -1
     for index, (_, prefixes) in enumerate(LAYERS):
         for prefix in prefixes:
-            matches = module == prefix or (prefix and module.startswith(prefix + ".")) or prefix == ""
+            matches = module == prefix or (prefix and module.startswith(prefix + "."))  # "" is the package only
             if matches and len(prefix) > best_len:
                 best, best_len = index, len(prefix)
     return best
@@ -108,6 +107,8 @@ MODULES = sorted(PACKAGE.rglob("*.py"))
 
 
 def test_every_module_has_a_layer():
+    assert layer_of("brand_new_module") == -1  # a module nobody placed has no layer (the "" entry is the package only)
+    assert layer_of("") == len(LAYERS) - 1 and layer_of("heads.dense") == layer_of("heads")
     assert [module_name(p) for p in MODULES if layer_of(module_name(p)) < 0] == []
 
 
@@ -129,9 +130,6 @@ def test_nothing_below_the_registry_imports_it():
 
 def test_the_import_scanner_sees_lazy_imports_and_skips_type_checking(tmp_path, monkeypatch):
     # The rule is only as good as the scanner: a lazy import inside a function counts; a TYPE_CHECKING one does not.
-    fake = PACKAGE / "targets.py"
-    source = ast.parse(fake.read_text(encoding="utf-8"))
-    assert any(isinstance(n, ast.ImportFrom) for n in ast.walk(source))
     probe = tmp_path / "ultralytics_cam" / "methods" / "probe.py"
     probe.parent.mkdir(parents=True)
     probe.write_text(
@@ -141,19 +139,3 @@ def test_the_import_scanner_sees_lazy_imports_and_skips_type_checking(tmp_path, 
     )
     monkeypatch.setattr(sys.modules[__name__], "PACKAGE", tmp_path / "ultralytics_cam")
     assert runtime_imports(probe) == {"plugins"}
-
-
-def test_importing_the_package_loads_no_registry_until_used():
-    # Import order, as a fresh interpreter sees it: importing ultralytics_cam builds no plugin manager and imports
-    # no grad-cam; the registries fill on first lookup.
-    code = (
-        "import sys, ultralytics_cam\n"
-        "from ultralytics_cam.plugins import manager\n"
-        "print(manager._registries == {}, 'pytorch_grad_cam' in sys.modules)\n"
-        "ultralytics_cam.CamConfig(method='hirescam')\n"
-        "print(sorted(manager._registries))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    first, second = out.stdout.splitlines()
-    assert first.split() == ["True", "False"]
-    assert second == "['method', 'target']"
