@@ -23,6 +23,7 @@ from ._logging import LOGGER, PREFIX
 from .manifest import Manifest, ResumeState, check_resumable, clean_partials
 from .saving import write_image_folder, write_run_files
 from .segments import SegmentWriter, join_segments, remove_segments
+from .sources import unreadable_reason
 from .writers import CAM_JSON_SCHEMA, SaveConfig, cam_record, write_image_file, write_json
 
 __all__ = ["VIDEO_PARTIAL", "CamRun", "RunOutcome", "unsupported_inputs", "versions"]
@@ -31,8 +32,6 @@ __all__ = ["VIDEO_PARTIAL", "CamRun", "RunOutcome", "unsupported_inputs", "versi
 #: the writer's own: ``.avi`` on Linux, ``.mp4`` on macOS).
 VIDEO_PARTIAL = ".heatmap-partial.mp4"
 JSONL_PARTIAL = ".cam-partial.jsonl"
-#: The reason ``summary.json`` gives for an image file that could not be decoded.
-UNREADABLE = "could not be read as an image (corrupt, empty or truncated file)"
 
 #: The Ultralytics options recorded in ``summary.json`` even when they are at their defaults.
 RECORDED_ARGS = (
@@ -483,6 +482,7 @@ class CamRun:
         recorded = getattr(dataset, "skipped", None)  # ultralytics_cam.sources' loader: each file with its reason
         if isinstance(recorded, dict):
             return out + [{"source": f, "reason": reason} for f, reason in recorded.items()]
+        # Ultralytics' own loader (an image URL, downloaded then read by it): the files it read but nothing was saved of
         files, flags = getattr(dataset, "files", None), getattr(dataset, "video_flag", None)
         if files is None or flags is None:
             return out
@@ -493,7 +493,7 @@ class CamRun:
         reached = min(int(getattr(dataset, "count", 0)), len(files))
         for f, is_video in zip(files[:reached], flags[:reached]):
             if not is_video and f not in decoded:
-                out.append({"source": f, "reason": UNREADABLE})
+                out.append({"source": f, "reason": unreadable_reason(f, "image")})
         return out
 
     def summary(self, predictor: Any, status: str, error: str | None = None) -> dict[str, Any]:
