@@ -243,7 +243,7 @@ class CamRun:
         self._saved_paths.add(line["source"])
 
     def record_image(self, line: dict[str, Any], sync: bool = True) -> None:
-        """Record an image saved by a Ray worker (:meth:`write_image`): count it and append its manifest line."""
+        """Record an image written by :meth:`write_image` (here or by a Ray worker): count it, append its line."""
         self.add_image(line)
         self._log(line, sync=sync)
 
@@ -256,12 +256,13 @@ class CamRun:
         self._saved_paths.add(str(result.path))
 
     def save_image(self, result: Any, save_path: Path) -> list[Path]:
-        """Write the folder of ``result``, named after ``save_path``'s stem (Ultralytics' de-duplicated name)."""
-        t0 = time.perf_counter()
+        """Write the folder of ``result``, named after ``save_path``'s stem (Ultralytics' de-duplicated name).
+
+        It is counted from its manifest line, as a Ray worker's image and an earlier session's are, so the timings in
+        ``summary.json`` are the manifest's (ms rounded to 3 decimals) whichever engine or session saved the image.
+        """
         files, line = self.write_image(result, save_path)
-        self.images.append({k: line[k] for k in ("source", "folder", "predictions", "ms")})
-        self._timed(result, t0)
-        self._log(line)
+        self.record_image(line)
         return files
 
     def write_image(self, result: Any, save_path: Path) -> tuple[list[Path], dict[str, Any]]:
