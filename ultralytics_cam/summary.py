@@ -378,24 +378,32 @@ class CamRun:
         self._log(line)
         self._segments[key].append(line)
 
-    def _join(self, key: str, fps: float) -> list[str]:
-        """Join the segments of video ``key`` into its overlay and ``cam.jsonl``, write its ``cam.json``."""
-        video = self.videos[key]
-        folder = self.save_dir / video["folder"]
-        files = join_segments(folder, self._segments[key], fps)
-        video["files"] = files
-        meta = video.get("meta", {})
-        write_json(
-            folder / "cam.json",
-            {**meta, "schema_version": CAM_JSON_SCHEMA, "source": key, "frames": video["frames"], "files": files},
-        )
+    def _join(self, key: str, end: bool) -> list[str]:
+        """Close video ``key``'s open segment, join its segments into its overlay and ``cam.jsonl``, write cam.json."""
+        fps = self._current.pop(key, None) or self._fps_of(key)  # before the close: it records a segment
+        self._close_segment(key, end=end)
+        files = join_segments(self.save_dir / self.videos[key]["folder"], self._segments[key], fps)
+        self._write_cam_json(key, files)
         return files
+
+    def _write_cam_json(self, key: str, files: list[str]) -> None:
+        """Set the files of video ``key`` and write its ``cam.json``: provenance, frames and files."""
+        video = self.videos[key]
+        video["files"] = files
+        write_json(
+            self.save_dir / video["folder"] / "cam.json",
+            {
+                **video.get("meta", {}),
+                "schema_version": CAM_JSON_SCHEMA,
+                "source": key,
+                "frames": video["frames"],
+                "files": files,
+            },
+        )
 
     def _complete_video(self, key: str) -> None:
         """The video ``key`` ended: close its last segment, join them, record the video, delete the segments."""
-        fps = self._current.pop(key, None) or self._fps_of(key)
-        self._close_segment(key, end=True)
-        files = self._join(key, fps)
+        files = self._join(key, end=True)
         folder = self.save_dir / self.videos[key]["folder"]
         sizes = {name: (folder / name).stat().st_size for name in [*files, "cam.json"]}
         video = self.videos[key]
@@ -441,9 +449,7 @@ class CamRun:
                 continue
             folder = self.save_dir / video["folder"]
             if self._segments.get(key) or key in self._open:  # a video file cut off part-way
-                fps = self._current.pop(key, None) or self._fps_of(key)
-                self._close_segment(key, end=False)
-                self._join(key, fps)
+                self._join(key, end=False)
                 video.pop("meta", None)
                 continue
             files = []  # a stream: Ultralytics' writer's overlay and the JSON lines
@@ -454,18 +460,8 @@ class CamRun:
             if (folder / JSONL_PARTIAL).exists():
                 os.replace(folder / JSONL_PARTIAL, folder / "cam.jsonl")
                 files.append("cam.jsonl")
-            video["files"] = files
-            meta = video.pop("meta", {})
-            write_json(
-                folder / "cam.json",
-                {
-                    **meta,
-                    "schema_version": CAM_JSON_SCHEMA,
-                    "source": video["source"],
-                    "frames": video["frames"],
-                    "files": files,
-                },
-            )
+            self._write_cam_json(key, files)
+            video.pop("meta", None)
 
     def _previous_videos(self) -> list[dict[str, Any]]:
         keys = ("source", "folder", "frames", "predictions", "files")
