@@ -213,15 +213,11 @@ class AnchorHeadAdapter(HeadAdapter):
         The letterboxed input's width is a multiple of every stride, so the anchor grid is symmetric and the mirrored
         cell centre is exactly the mirrored point.
         """
-        shapes = [f.shape[-2:] for f in self.branch(head_out)["feats"]]
-        index = sel.index.clone()
-        start = 0
-        for h, w in shapes:
-            inside = (sel.index >= start) & (sel.index < start + h * w)
-            y, x = (sel.index[inside] - start) // w, (sel.index[inside] - start) % w
-            index[inside] = start + y * w + (w - 1 - x)
-            start += h * w
-        return sel.mirrored(index, imgsz[1])
+        shapes = [(int(f.shape[-2]), int(f.shape[-1])) for f in self.branch(head_out)["feats"]]
+        level, _, x = self.anchor_cells(sel.index, shapes)
+        widths = torch.tensor([w for _, w in shapes], device=sel.index.device)[level]
+        # start + y * w + x becomes start + y * w + (w - 1 - x)
+        return sel.mirrored(sel.index + (widths - 1 - 2 * x), imgsz[1])
 
     def decode(self, head_out: Any, imgsz: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         """Decode every anchor with the head's own ``_inference``, on the branch the predictions come from."""
