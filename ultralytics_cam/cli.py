@@ -318,14 +318,15 @@ def check_values(cmd: Command) -> tuple[dict[str, Any], dict[str, Any]]:
 
 # -- models and sources ------------------------------------------------------------------------------------------------
 def load_model(name: Any, task: str | None = None, *, default: bool = False) -> Any:
-    """Load a model as ``yolo`` does (RT-DETR by name, else ``YOLO``, which picks World / YOLOE itself).
+    """Load a model as ``yolo`` does (``distributed.load_weights``: RT-DETR by name, else ``YOLO``), with clear errors.
 
     Raises:
         UsageError: the file does not exist and is not an Ultralytics asset.
         RunError: it could not be downloaded (offline) or loaded.
     """
-    from ultralytics.models import RTDETR, YOLO  # (their home: the package's lazy __all__ hides them from typing)
     from ultralytics.utils.downloads import GITHUB_ASSETS_NAMES
+
+    from .distributed import load_weights  # (Ray itself is imported only when engine=ray runs)
 
     name = str(name)
     path = Path(name)
@@ -333,7 +334,7 @@ def load_model(name: Any, task: str | None = None, *, default: bool = False) -> 
     if path.suffix == ".pt" and not path.exists() and not downloadable:
         raise UsageError(f"model='{name}' does not exist. Pass model=path/to/weights.pt (or a .yaml to build one).")
     try:
-        return RTDETR(name) if "rtdetr" in path.stem.lower() else YOLO(name, task=task)
+        return load_weights(name, task)
     except FileNotFoundError as e:
         raise UsageError(f"model='{name}' was not found ({e}).") from e
     except Exception as e:
