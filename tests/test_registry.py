@@ -72,9 +72,37 @@ def test_the_method_target_and_layers_are_resolved_once_per_run(monkeypatch, ass
     monkeypatch.setattr(plugins, "get_target_spec", counting("target", plugins.get_target_spec))
     monkeypatch.setattr(config, "parse_layers", counting("layers", layers.parse_layers))
     monkeypatch.setattr(layers, "parse_layers", counting("layers", layers.parse_layers))
+    calls["lookups"] = 0  # every lookup by name ends in Registry.find, whoever calls it
+    monkeypatch.setattr(Registry, "find", counting("lookups", Registry.find))
     (r,) = yaml_model("yolo11n.yaml").cam(str(assets / "bus.jpg"), imgsz=96, conf=1e-4, max_det=2, layers="16,19")
     assert len(r.cam) == 2
-    assert calls == {"method": 1, "target": 1, "layers": 1}
+    assert calls == {"method": 1, "target": 1, "layers": 1, "lookups": 2}
+
+
+def test_a_depth_model_looks_up_only_the_target_its_head_reads_class_as(monkeypatch, assets):
+    # The one lookup the config cannot make: on depth models the default target="class" means "near" (a property of
+    # the head, known once the model is loaded). The layers see the resolved name too.
+    from ultralytics_cam.methods.base import LayerContext
+
+    looked_up: list[object] = []
+    real_find = Registry.find
+
+    def find(self, name):
+        looked_up.append(name)
+        return real_find(self, name)
+
+    seen: list[str] = []
+    real_init = LayerContext.__init__
+
+    def init(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        seen.append(self.target)
+
+    monkeypatch.setattr(Registry, "find", find)
+    monkeypatch.setattr(LayerContext, "__init__", init)
+    (r,) = yaml_model("yolo26n-depth.yaml").cam(str(assets / "bus.jpg"), imgsz=64)
+    assert looked_up == ["HiResCAM", "class", "near"]
+    assert r.cam.target == "near" and set(seen) == {"near"}
 
 
 def test_a_config_holds_its_resolved_specs_and_pickles_as_options():

@@ -150,12 +150,15 @@ class CamEngine:
         self.net: torch.nn.Module = backend.model  # the predictor's own fused copy: the user's model is never touched
         self.task = predictor.args.task
         self.adapter = adapter_for(self.net, self.task)
-        target = config.target
+        spec = config.target_spec
         if isinstance(self.adapter, DenseHeadAdapter):  # semantic / depth: region= and the task's default target
-            self.adapter.region, self.adapter.requested_target = config.region, config.target
-            target = self.adapter.default_target(config.target)
-        spec = config.target_spec if target == config.target else target_registry().get(target)  # resolved once
+            self.adapter.region = config.region
+            default = self.adapter.default_target(config.target)  # depth reads target="class" as near (or mean)
+            if default != config.target:  # the one name the config cannot resolve: it depends on the model's head
+                spec = target_registry().get(default)
         self.target = check_target(spec, self.task, type(self.adapter.head).__name__)
+        if isinstance(self.adapter, DenseHeadAdapter):
+            self.adapter.target = self.target.name
         if type(self.net).__name__.startswith("YOLOE") and not _has_prompts(self.net):
             raise UnsupportedModelError(
                 "This YOLOE model has no class prompts, so its class scores do not depend on the image and there is "
@@ -548,7 +551,7 @@ class CamEngine:
         def score(inputs: torch.Tensor, hook: Any = None) -> torch.Tensor:
             return self._score(inputs, sel, layer, hook)
 
-        return LayerContext(image, sel, layer.label, self.config.eigen_smooth, score, hvp, self.config.target)
+        return LayerContext(image, sel, layer.label, self.config.eigen_smooth, score, hvp, self.target.name)
 
     def _score(self, inputs: torch.Tensor, sel: Selection, layer: Layer, hook: Any) -> torch.Tensor:
         """Target values (K, n) of one image's predictions on K modified copies of its input (no grad)."""

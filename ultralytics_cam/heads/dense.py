@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, NoReturn
 
@@ -10,7 +11,14 @@ import torch
 from ..errors import UnsupportedModelError
 from .base import HeadAdapter, Selection
 
-__all__ = ["DenseHeadAdapter", "DenseSelection", "DepthHeadAdapter", "SemanticHeadAdapter"]
+__all__ = [
+    "DenseHeadAdapter",
+    "DenseSelection",
+    "DepthHeadAdapter",
+    "SemanticHeadAdapter",
+    "boxes_mask",
+    "extreme_share",
+]
 
 
 @dataclass
@@ -45,6 +53,34 @@ class DenseSelection(Selection):
         return DenseSelection(index, base.cls, base.conf, base.boxes, base.flipped, self.masks.flip(-1), self.info)
 
 
+def boxes_mask(boxes: Iterable[Sequence[float]], hw: tuple[int, int], device: Any = None) -> torch.Tensor:
+    """(H, W) bool: the pixels any of ``boxes`` (x1, y1, x2, y2 in pixels) covers, edges rounded and clipped at 0.
+
+    The one rasterisation of ``region=`` boxes: the adapters pick the explained pixels with it and ``CamResult``
+    recovers them from the recorded boxes with it, so both always agree.
+    """
+    mask = torch.zeros(hw, dtype=torch.bool, device=device)
+    for x1, y1, x2, y2 in boxes:
+        mask[max(round(y1), 0) : max(round(y2), 0), max(round(x1), 0) : max(round(x2), 0)] = True
+    return mask
+
+
+def extreme_share(depth: torch.Tensor, area: torch.Tensor, target: str, share: float) -> torch.Tensor:
+    """The pixels of ``area`` a depth target averages: for ``near`` / ``far`` its nearest / farthest ``share``.
+
+    Any other target (``mean``, plugin targets) and an empty area keep every pixel of ``area``. Pixels tied with the
+    k-th nearest (farthest) value are all included, so the pick does not depend on the order of equal values. The
+    depth adapter picks the target's pixels with it and ``CamResult`` recovers them from ``r.depth`` with it.
+    """
+    if target not in ("near", "far") or not bool(area.any()):
+        return area
+    values = depth[area]
+    k = max(1, round(share * len(values)))
+    if target == "near":
+        return area & (depth <= values.kthvalue(k).values)
+    return area & (depth >= values.kthvalue(len(values) - k + 1).values)
+
+
 def _masks(sel: Selection) -> torch.Tensor:
     """The pixels of a dense head's row (its adapter only ever selects :class:`DenseSelection` rows)."""
     if not isinstance(sel, DenseSelection):
@@ -65,8 +101,8 @@ class DenseHeadAdapter(HeadAdapter):
     dense = True
     #: ``region=`` boxes (original-image pixels) or an (H, W) mask; set by the engine from the CAM options.
     region: Any = None
-    #: The ``target=`` option as given (``class`` is the default; a head may read it as its own default target).
-    requested_target: str = "class"
+    #: The target this run explains, after :meth:`default_target` (set by the engine once it is resolved).
+    target: str = "class"
     #: The bilinear resize the predictor applies to the head output before removing the letterbox.
     align_corners: ClassVar[bool] = False
 
@@ -136,11 +172,8 @@ class DenseHeadAdapter(HeadAdapter):
             return [(out, None)]
         boxes: list[tuple[torch.Tensor, list[float] | None]] = []
         for x1, y1, x2, y2 in region:
-            mask = torch.zeros((h, w), dtype=torch.bool, device=device)
-            c0, c1 = round(x1 * sx + ox), round(x2 * sx + ox)
-            r0, r1 = round(y1 * sy + oy), round(y2 * sy + oy)
-            mask[max(r0, 0) : max(r1, 0), max(c0, 0) : max(c1, 0)] = True
-            boxes.append((mask, [float(x1), float(y1), float(x2), float(y2)]))
+            at_input = (x1 * sx + ox, y1 * sy + oy, x2 * sx + ox, y2 * sy + oy)
+            boxes.append((boxes_mask([at_input], (h, w), device), [float(x1), float(y1), float(x2), float(y2)]))
         return boxes
 
     def region_record(self) -> Any:
@@ -255,13 +288,11 @@ class SemanticHeadAdapter(DenseHeadAdapter):
             data = F.interpolate(crop, geometry.orig_hw, mode="nearest")[0, 0].long()
         if self.region is None:
             return data
-        h0, w0 = geometry.orig_hw
-        inside = torch.zeros((h0, w0), dtype=torch.bool, device=data.device)
         if hasattr(self.region, "shape"):
+            inside = torch.zeros(geometry.orig_hw, dtype=torch.bool, device=data.device)
             inside |= torch.as_tensor(self.region, device=data.device)
         else:
-            for x1, y1, x2, y2 in self.region:
-                inside[max(round(y1), 0) : max(round(y2), 0), max(round(x1), 0) : max(round(x2), 0)] = True
+            inside = boxes_mask(self.region, geometry.orig_hw, data.device)
         return torch.where(inside, data, torch.full_like(data, 256))
 
     @staticmethod
@@ -289,7 +320,9 @@ class SemanticHeadAdapter(DenseHeadAdapter):
             out.append((up * _masks(s).to(up.dtype)).sum((1, 2)))
         return out
 
-    def class_logits(self, head_out: Any, sels: list[Selection]) -> list[torch.Tensor]:
+    def class_logits(
+        self, head_out: Any, sels: list[Selection], imgsz: tuple[int, int] | None = None, rematch: bool = False
+    ) -> list[torch.Tensor]:
         """Every class's logits summed over each row's pixels, (n, nc) (FinerCAM compares classes on them)."""
         logits = self.output(head_out)
         out = []
@@ -325,7 +358,7 @@ class DepthHeadAdapter(DenseHeadAdapter):
     ) -> list[Selection]:
         """One row per image (or per ``region=`` box) with the pixels the target averages."""
         depth = self.output(head_out).detach()
-        target = self.default_target(self.requested_target)
+        target = self.target
         sels: list[Selection] = []
         for b, r in enumerate(results):
             geometry = self.content(predictor, r.orig_shape, imgsz)
@@ -348,18 +381,9 @@ class DepthHeadAdapter(DenseHeadAdapter):
     def pick(self, depth: torch.Tensor, area: torch.Tensor, target: str) -> torch.Tensor:
         """The pixels of ``area`` the target averages: the nearest / farthest :attr:`share` of them, or all.
 
-        Pixels tied with the k-th nearest (farthest) value are all included, so the pick does not depend on the order
-        of equal values.
+        Ties with the cut are included (see :func:`extreme_share`).
         """
-        if target not in ("near", "far") or not bool(area.any()):
-            return area  # mean, and plugin targets: every pixel of the area
-        values = depth[area]
-        k = max(1, round(self.share * len(values)))
-        if target == "near":
-            cut = values.kthvalue(k).values
-            return area & (depth <= cut)
-        cut = values.kthvalue(len(values) - k + 1).values
-        return area & (depth >= cut)
+        return extreme_share(depth, area, target, self.share)
 
     def depth_mean(
         self, head_out: Any, sels: list[Selection], imgsz: tuple[int, int], rematch: bool = False
@@ -372,6 +396,8 @@ class DepthHeadAdapter(DenseHeadAdapter):
             out.append(self.masked_mean(up, _masks(s)))
         return out
 
-    def class_logits(self, head_out: Any, sels: list[Selection]) -> list[torch.Tensor]:
+    def class_logits(
+        self, head_out: Any, sels: list[Selection], imgsz: tuple[int, int] | None = None, rematch: bool = False
+    ) -> list[torch.Tensor]:
         """A depth head has no classes."""
         raise UnsupportedModelError("depth models have no class logits to compare.")
