@@ -52,13 +52,12 @@ PREDICT_KEYS = ("engine",)
 ENGINES = ("local", "ray")
 #: Keys of ``yolo-cam layers``.
 LAYERS_KEYS = ("model", "imgsz", "task")
-#: Keys of ``yolo-cam eval`` (``ultralytics_cam.ranking.evaluate``'s options).
-EVAL_KEYS = ("model", "source", "methods", "layers", "target", "max_images", "steps", "fill", "conf", "imgsz",
-             "device", "batch", "project", "name", "exist_ok", "verbose", "task", "max_det", "classes",
-             "iou")  # fmt: skip
+#: Keys of ``yolo-cam eval`` (``ultralytics_cam.ranking.evaluate``'s options): the ones its help explains. (``task``
+#: is no key of any mode: :func:`parse_args` takes it out of the keys, as it does a bare task word.)
+EVAL_KEYS = tuple(listings.EVAL_KEY_HELP)
 #: Keys of ``yolo-cam compare`` (``ultralytics_cam.ranking.compare``'s options and the CAM keys it passes on).
 COMPARE_KEYS = ("model", "source", "method", "layers", "target", "max_images", "conf", "imgsz", "device", "project",
-                "name", "exist_ok", "verbose", "task")  # fmt: skip
+                "name", "exist_ok", "verbose")  # fmt: skip
 #: Keys of ``yolo-cam report``.
 REPORT_KEYS = ("dir",)
 #: Keys of ``yolo-cam app``: where it listens, its language, and what its form starts with.
@@ -785,7 +784,7 @@ def _listing(text: Callable[[], str]) -> Callable[[Command], int]:
 
 
 def _help(cmd: Command) -> int:
-    print(listings.help_text(None))
+    print(listings.help_text())
     return EXIT_OK
 
 
@@ -886,7 +885,7 @@ MODE_SPECS: dict[str, ModeSpec] = {
             "this help; 'yolo-cam MODE help' explains every key of MODE",
             "",
             run=_help,
-            help=lambda: listings.help_text(None),
+            help=listings.help_text,
         ),
     )
 }

@@ -147,50 +147,44 @@ def _ultralytics_lines(keys: tuple[str, ...] | list[str], defaults: dict[str, An
     return [_key_line(k, defaults.get(k), texts.get(k, ""), _EXAMPLES.get(k, "")) for k in keys if k in defaults]
 
 
-def help_text(mode: str | None = None) -> str:
-    """Return ``yolo-cam help`` (``mode=None``) or the help of one mode, which explains every key it takes."""
+def help_text() -> str:
+    """Return ``yolo-cam help``: the modes, examples and CAM keys (each mode's own help is its ``ModeSpec.help``)."""
+    from .cli import MODE_SPECS
     from .config import CAM_DEFAULTS
 
-    lines = []
-    if mode in (None, "help"):
-        lines += [
-            "yolo-cam: class activation maps for every prediction of Ultralytics YOLO models.",
-            "Tasks: detect, segment, semantic, depth, classify, pose, obb.",
-            "",
-            "Usage:",
-            "  yolo-cam MODE key=value ...        (the 'yolo' argument language: key=value, no dashes)",
-            "",
-            "Modes:",
-        ]
-        from .cli import MODE_SPECS
-
-        lines += [
-            f"  {m.name:<9} {m.summary}" + (f"\n  {'':<9} e.g. yolo-cam {m.name} {m.example}" if m.example else "")
-            for m in MODE_SPECS.values()
-        ]
-        lines += [
-            "",
-            "Examples:",
-            "  yolo-cam demo",
-            "  yolo-cam predict model=best.pt source=imgs/ method=HiResCAM",
-            "  yolo-cam predict model=best.pt source=video.mp4 method=EigenCAM",
-            "  yolo-cam predict model=best.pt source=imgs/ layers=16,19,22 target=box save_maps=True",
-            "  yolo-cam val model=best.pt data=data.yaml method=GradCAM",
-            "  yolo-cam layers model=best.pt",
-            "",
-            "CAM keys (every mode that runs a model; 'yolo-cam predict help' lists the Ultralytics keys):",
-        ]
-        lines += [_key_line(k, CAM_DEFAULTS[k], *CAM_KEY_HELP[k]) for k in CAM_DEFAULTS if k in CAM_KEY_HELP]
-        lines += [
-            "",
-            "Output: runs/<task>/cam, cam-2, ... (project=, name=, exist_ok=), a folder per image with",
-            "detection.png, heatmap.png, heatmap.npy and cam.json, and summary.json for the run.",
-            "Exit codes: 0 success, 1 the run failed, 2 usage error, 130 interrupted (Ctrl-C).",
-        ]
-        return "\n".join(lines)
-    from .cli import MODE_SPECS
-
-    return MODE_SPECS[mode].help()
+    lines = [
+        "yolo-cam: class activation maps for every prediction of Ultralytics YOLO models.",
+        "Tasks: detect, segment, semantic, depth, classify, pose, obb.",
+        "",
+        "Usage:",
+        "  yolo-cam MODE key=value ...        (the 'yolo' argument language: key=value, no dashes)",
+        "",
+        "Modes:",
+    ]
+    lines += [
+        f"  {m.name:<9} {m.summary}" + (f"\n  {'':<9} e.g. yolo-cam {m.name} {m.example}" if m.example else "")
+        for m in MODE_SPECS.values()
+    ]
+    lines += [
+        "",
+        "Examples:",
+        "  yolo-cam demo",
+        "  yolo-cam predict model=best.pt source=imgs/ method=HiResCAM",
+        "  yolo-cam predict model=best.pt source=video.mp4 method=EigenCAM",
+        "  yolo-cam predict model=best.pt source=imgs/ layers=16,19,22 target=box save_maps=True",
+        "  yolo-cam val model=best.pt data=data.yaml method=GradCAM",
+        "  yolo-cam layers model=best.pt",
+        "",
+        "CAM keys (every mode that runs a model; 'yolo-cam predict help' lists the Ultralytics keys):",
+    ]
+    lines += [_key_line(k, CAM_DEFAULTS[k], *CAM_KEY_HELP[k]) for k in CAM_DEFAULTS if k in CAM_KEY_HELP]
+    lines += [
+        "",
+        "Output: runs/<task>/cam, cam-2, ... (project=, name=, exist_ok=), a folder per image with",
+        "detection.png, heatmap.png, heatmap.npy and cam.json, and summary.json for the run.",
+        "Exit codes: 0 success, 1 the run failed, 2 usage error, 130 interrupted (Ctrl-C).",
+    ]
+    return "\n".join(lines)
 
 
 def predict_help(mode: str = "predict") -> str:
