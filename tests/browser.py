@@ -14,7 +14,7 @@ import shutil
 from collections.abc import Iterator
 from typing import Any
 
-import pytest
+from conftest import require
 
 #: The flags the workplace's own probe used: no sandbox as root, and no background connections to hosts this
 #: machine cannot reach (they are refused many at a time and slow every start).
@@ -37,9 +37,7 @@ def chromium_path() -> str | None:
 
 
 def _unavailable(reason: str) -> None:
-    if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-        pytest.fail(f"browser tests cannot run in CI: {reason}", pytrace=False)
-    pytest.skip(f"browser tests need Chromium and Playwright: {reason}")
+    require(False, f"browser tests need Chromium and Playwright: {reason}")  # skips; fails in CI
 
 
 @contextlib.contextmanager

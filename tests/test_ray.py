@@ -23,8 +23,6 @@ from ultralytics_cam.manifest import MANIFEST_NAME, Manifest
 
 from conftest import model_file, render
 
-pytest.importorskip("ray", reason='engine=ray needs the [ray] extra: pip install "ultralytics-cam[ray]"')
-
 N = 50
 OPTIONS = {"imgsz": 96, "max_det": 5}
 NAMES = [f"im{i:03d}" for i in range(N)]
@@ -179,10 +177,10 @@ def test_ray_resume_after_the_driver_is_stopped(ray_cluster, images, local_run, 
         assert sorted(p.name for p in (save_dir / name).iterdir()) == IMAGE_FILES
 
 
-def test_engine_ray_without_ray_says_how_to_install_it(monkeypatch):
+@pytest.fixture
+def no_ray(monkeypatch):
+    """Imports of ray fail as they do where the [ray] extra is not installed (ray itself may be installed here)."""
     import builtins
-
-    from ultralytics_cam import distributed
 
     real_import = builtins.__import__
 
@@ -192,6 +190,11 @@ def test_engine_ray_without_ray_says_how_to_install_it(monkeypatch):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_ray)
+
+
+def test_engine_ray_without_ray_says_how_to_install_it(no_ray):
+    from ultralytics_cam import distributed
+
     with pytest.raises(ImportError, match=r'pip install "ultralytics-cam\[ray\]"'):
         distributed.import_ray()
 
@@ -227,20 +230,10 @@ def test_cli_engine_ray_joins_the_cluster_of_ray_address(ray_cluster, images, lo
     assert len(image_lines(save_dir)) == N and summary_of(save_dir)["sessions"] == 2
 
 
-def test_cli_engine_ray_without_ray_says_how_to_install_it(monkeypatch, capsys):
-    import builtins
+def test_cli_engine_ray_without_ray_says_how_to_install_it(no_ray, capsys):
+    from ultralytics.utils import ASSETS
 
     from ultralytics_cam import cli
-
-    real_import = builtins.__import__
-
-    def no_ray(name, *args, **kwargs):
-        if name == "ray" or name.startswith("ray."):
-            raise ModuleNotFoundError(f"No module named '{name}'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_ray)
-    from ultralytics.utils import ASSETS
 
     assert cli.main(["predict", f"model={model_file('detect')}", f"source={ASSETS}", "engine=ray"]) == cli.EXIT_USAGE
     assert 'pip install "ultralytics-cam[ray]"' in capsys.readouterr().err
