@@ -164,8 +164,13 @@ class CamMethod:
                 out[part] = self.layer_map(local.acts[b : b + 1], grads, context(b, part))
         return out
 
-    #: Whether :meth:`fuse` is grad-cam's mean of the layer maps (maps then stay compact patches until drawn).
-    fuses_by_mean: ClassVar[bool] = True
+    @property
+    def fuses_by_mean(self) -> bool:
+        """Whether :meth:`fuse` is grad-cam's mean of the layer maps (maps then stay compact patches until drawn).
+
+        Derived from whether the class overrides :meth:`fuse`, so an override always takes effect.
+        """
+        return type(self).fuse is CamMethod.fuse
 
     def fuse(self, layer_maps: list[torch.Tensor]) -> torch.Tensor:
         """Combine the per-layer maps (each (n, H, W) in [0, 1] at input size) as grad-cam does: their mean.
@@ -182,8 +187,10 @@ class CamMethod:
         """Optionally replace each prediction's target value; ``logits`` are its (n, nc) class logits."""
         return values
 
-    #: Set by methods that override :meth:`transform_targets` (the engine then fetches the class logits).
-    transforms_targets: ClassVar[bool] = False
+    @property
+    def transforms_targets(self) -> bool:
+        """Whether the class overrides :meth:`transform_targets` (the engine then fetches the class logits)."""
+        return type(self).transform_targets is not CamMethod.transform_targets
 
     def input_maps(self, selection: Selection, task: str, imgsz: tuple[int, int]) -> torch.Tensor:
         """Return (n, H, W) maps drawn directly in input space (only for ``uses_activations = False``)."""

@@ -46,7 +46,6 @@ class FinerCAM(GradCAM):
     name = "FinerCAM"
     summary = "GradCAM of the predicted class against its three most similar classes (Zhang et al. 2025)"
     targets = ("class",)
-    transforms_targets = True
     alpha = 1.0
     comparisons = (1, 2, 3)
 
@@ -79,7 +78,6 @@ class RefineCAM(GradCAMPlusPlus):
 
     name = "RefineCAM"
     summary = "product of the per-layer GradCAM++ maps, denoising multi-layer maps (Domeniconi et al.)"
-    fuses_by_mean = False
 
     def fuse(self, layer_maps: list[torch.Tensor]) -> torch.Tensor:
         """Multiply the layer maps, skipping each prediction's all-zero layers."""
