@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -105,8 +106,10 @@ def test_form_uploads_replace_the_folder_and_empty_output_means_ultralytics_defa
         ({"model": "__onnx__"}, "'.onnx' file"),
         ({"source": ""}, "input is missing"),
         ({"source": "nowhere/imgs"}, "does not exist"),
-        ({"conf": 1.5}, "conf"),
-        ({"max_det": 0}, "max_det=0"),
+        ({"conf": 1.5}, "'conf=1.5' is an invalid value. Valid 'conf' values are between 0.0 and 1.0"),
+        ({"conf": -0.1}, "'conf=-0.1' is an invalid value. Valid 'conf' values are between 0.0 and 1.0"),
+        ({"max_det": 0}, "'max_det=0' is an invalid value. 'max_det' must be >= 1"),
+        ({"imgsz": 16}, "imgsz=16 is not valid: use an image size of at least 32"),
         ({"max_det": 2.5}, "whole number"),
         ({"imgsz": None}, "imgsz=None is not a number"),
         ({"method": "GradCam++x"}, "not a known CAM method"),
@@ -118,7 +121,7 @@ def test_form_errors_name_the_field(tmp_path, form, words):
     onnx.write_bytes(b"not a model")
     base = {"model": str(DEMO_MODEL), "source": str(DEMO_IMAGES), "project": str(tmp_path)}
     base.update({k: (str(onnx) if v == "__onnx__" else v) for k, v in form.items()})
-    with pytest.raises(FormError, match=words.replace("(", r"\(").replace("+", r"\+")):
+    with pytest.raises(FormError, match=re.escape(words)):
         build_settings(**base)
 
 

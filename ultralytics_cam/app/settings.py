@@ -119,10 +119,8 @@ def build_settings(
         cam, ult = check_values(Command(mode="predict", args=args))
     except UsageError as e:
         raise FormError(str(e)) from e
-    if not 0 <= ult["conf"] <= 1:
-        raise FormError(f"conf={ult['conf']} is not valid: use a confidence between 0 and 1 (0.2 is a good start).")
-    if ult["max_det"] < 1:
-        raise FormError(f"max_det={ult['max_det']} is not valid: explain at least 1 prediction per image.")
+    # check_values has rejected a conf outside [0, 1] and a max_det below 1 (Ultralytics' own bounds); the form asks
+    # more of imgsz than Ultralytics does
     if ult["imgsz"] < 32:
         raise FormError(f"imgsz={ult['imgsz']} is not valid: use an image size of at least 32 (640 is usual).")
     ult.pop("model")
