@@ -114,3 +114,51 @@ def test_a_config_holds_its_resolved_specs_and_pickles_as_options():
     assert "method_spec" not in c.to_dict() and set(c.to_dict()) == set(ultralytics_cam.CAM_DEFAULTS)
     back = pickle.loads(pickle.dumps(c))
     assert back == c and back.method_spec == c.method_spec
+
+
+class _OnlyCam:
+    """A plugin whose result hook takes fewer arguments than the spec (pluggy allows it)."""
+
+    def __init__(self) -> None:
+        self.seen: list[object] = []
+
+    @ultralytics_cam.hookimpl
+    def ultralytics_cam_result_ready(self, cam):
+        self.seen.append(cam)
+
+
+class _Duplicate:
+    @ultralytics_cam.hookimpl
+    def ultralytics_cam_register_methods(self):
+        from ultralytics_cam.methods import HiResCAM
+
+        return [ultralytics_cam.MethodSpec.of(HiResCAM)]
+
+
+@pytest.fixture
+def fresh_plugins():
+    from ultralytics_cam import plugins
+
+    plugins.reset()
+    yield plugins
+    plugins.reset()
+
+
+def test_a_result_hook_may_take_fewer_arguments_than_the_spec(fresh_plugins):
+    plugin = _OnlyCam()
+    fresh_plugins.get_plugin_manager().register(plugin, name="only-cam")
+    fresh_plugins.call_result_ready(result="r", cam="c", config="cfg")
+    assert plugin.seen == ["c"]
+
+
+def test_a_registry_that_fails_is_not_recorded_again_on_every_retry(fresh_plugins):
+    fresh_plugins.get_plugin_manager().register(_Duplicate(), name="dup")
+    from ultralytics_cam.plugins.manager import _infos
+
+    _infos["dup"] = fresh_plugins.manager.PluginInfo("dup")
+    for _ in range(3):
+        infos = {i.name: i for i in fresh_plugins.plugin_infos()}
+    assert "registered twice" in (infos["dup"].error or "")
+    builtins = infos["ultralytics-cam"].registered
+    assert len(builtins["target"]) == len(fresh_plugins.target_registry())  # recorded once, not once per retry
+    assert "method" not in builtins  # the method registry never completed

@@ -123,9 +123,10 @@ def plugin_infos() -> list[PluginInfo]:
 
 def call_result_ready(result: Any, cam: Any, config: Any) -> None:
     """Call every plugin's ``ultralytics_cam_result_ready``; a failing plugin is logged and the run goes on."""
+    given = {"result": result, "cam": cam, "config": config}
     for impl in get_plugin_manager().hook.ultralytics_cam_result_ready.get_hookimpls():
-        try:
-            impl.function(result=result, cam=cam, config=config)
+        try:  # pluggy lets a hook take fewer arguments than the spec: pass only those it names
+            impl.function(*(given[name] for name in impl.argnames))
         except Exception as e:  # a plugin's bug must not stop the run
             LOGGER.warning(f"{PREFIX}plugin '{impl.plugin_name}' failed in ultralytics_cam_result_ready: {e}")
 
@@ -134,6 +135,7 @@ def _collect(kind: str) -> Registry[Any]:
     """Call each plugin's ``register_*`` hook on its own: a hook that raises is reported with its plugin and skipped."""
     hook_name, error, noun = KINDS[kind]
     registry: Registry[Any] = Registry(kind, error, noun)
+    registered: dict[str, list[str]] = {}  # recorded on the plugins' infos only once the registry is complete
     for impl in getattr(get_plugin_manager().hook, hook_name).get_hookimpls():  # registration order: built-ins first
         try:
             specs = list(impl.function() or [])
@@ -144,8 +146,10 @@ def _collect(kind: str) -> Registry[Any]:
             continue
         for spec in specs:
             registry.add(spec, impl.plugin_name)
-            if impl.plugin_name in _infos:
-                _infos[impl.plugin_name].registered.setdefault(kind, []).append(spec.name)
+            registered.setdefault(impl.plugin_name, []).append(spec.name)
+    for plugin, names in registered.items():  # a registry that failed is collected again: never recorded twice
+        if plugin in _infos:
+            _infos[plugin].registered[kind] = names
     return registry
 
 
