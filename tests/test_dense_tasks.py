@@ -370,15 +370,19 @@ def test_aug_smooth_keeps_the_rows_and_changes_the_maps(task, image):
 
 
 def test_plugin_target_reads_the_dense_selection(image):
-    """A plugin's target gets the rows' pixels (``DenseSelection.masks``): here the mean logit instead of the sum. A
-    mean is the sum divided by a constant per row, so element-wise maps (min-max scaled) are identical."""
+    """A plugin's target gets the rows' pixels (``DenseSelection.masks``) and is the one used: here minus the mean
+    logit (a positive multiple of the class target would give the same min-max scaled maps, so the negative makes the
+    maps differ from target="class", and the calls are counted)."""
     from ultralytics_cam import TargetSpec, hookimpl
     from ultralytics_cam.heads import Block
     from ultralytics_cam.plugins import get_plugin_manager, reset
 
+    calls = []
+
     def mean_logit(ctx):
+        calls.append([len(s) for s in ctx.selections])
         sums = ctx.adapter.block(Block.CLASS_LOGIT, ctx.head_out, ctx.selections, ctx.imgsz)
-        return [v / s.masks.sum((1, 2)).clamp(min=1) for v, s in zip(sums, ctx.selections)]
+        return [-v / s.masks.sum((1, 2)).clamp(min=1) for v, s in zip(sums, ctx.selections)]
 
     class Plugin:
         @hookimpl
@@ -392,7 +396,8 @@ def test_plugin_target_reads_the_dense_selection(image):
         (r,) = model.cam(image, target="mean_logit", imgsz=SIZE, verbose=False)
         (c,) = model.cam(image, target="class", imgsz=SIZE, verbose=False)
         assert r.cam.target == "mean_logit" and r.cam.rows == c.cam.rows
-        np.testing.assert_allclose(r.cam.maps, c.cam.maps, atol=1e-4)
+        assert calls and all(n == len(r.cam) for batch in calls for n in batch), calls  # each row's target
+        assert not np.allclose(r.cam.maps, c.cam.maps, atol=1e-3)  # the plugin's target made these maps
         with pytest.raises(TargetError, match="not available for task 'depth'"):
             cached("depth").cam(image, target="mean_logit", imgsz=SIZE)
     finally:
