@@ -187,23 +187,15 @@ class CamResult:
         boxes = None  # no region=, or a mask ("mask")
         if isinstance(region, (list, tuple)) and region:  # semantic: its boxes; depth: this row's box
             boxes = region if isinstance(region[0], (list, tuple)) else [region]
-        inside = np.zeros((h, w), bool)
-        if boxes is not None:
-            for x1, y1, x2, y2 in boxes:
-                inside[max(round(y1), 0) : max(round(y2), 0), max(round(x1), 0) : max(round(x2), 0)] = True
-        else:
-            inside[:] = True
+        from .heads.dense import DepthHeadAdapter, boxes_mask, extreme_share  # the adapters' own pixel rules
+
+        inside = boxes_mask(boxes, (h, w)).numpy() if boxes is not None else np.ones((h, w), bool)
         if "class" in info and getattr(r, "semantic_mask", None) is not None:
             pixels = inside & (r.semantic_mask.data.cpu().numpy() == int(info["class"]))
         elif "target" in info and getattr(r, "depth", None) is not None:
-            pixels = inside
-            if info["target"] in ("near", "far") and pixels.any():
-                from .heads import DepthHeadAdapter
-
-                depth = r.depth.data.float().cpu().numpy()
-                values = np.sort(depth[pixels])
-                k = max(1, round(DepthHeadAdapter.share * len(values)))
-                pixels = pixels & (depth <= values[k - 1] if info["target"] == "near" else depth >= values[-k])
+            depth = r.depth.data.float().cpu()
+            share = DepthHeadAdapter.share
+            pixels = extreme_share(depth, torch.from_numpy(inside), str(info["target"]), share).numpy()
         else:
             return None
         ys, xs = np.nonzero(pixels)
