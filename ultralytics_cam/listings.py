@@ -182,7 +182,7 @@ def help_text() -> str:
         "",
         "Output: runs/<task>/cam, cam-2, ... (project=, name=, exist_ok=), a folder per image with",
         "detection.png, heatmap.png, heatmap.npy and cam.json, and summary.json for the run.",
-        "Exit codes: 0 success, 1 the run failed, 2 usage error, 130 interrupted (Ctrl-C).",
+        "Exit codes: 0 success, 1 the run failed, 2 usage error, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).",
     ]
     return "\n".join(lines)
 
