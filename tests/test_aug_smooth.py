@@ -59,3 +59,36 @@ def test_aug_smooth_runs_and_stays_close_to_the_plain_map(name, assets):
     a, b = plain.cam.maps_input.numpy().ravel(), smooth.cam.maps_input.numpy().ravel()
     assert b.min() >= 0 and b.max() <= 1
     assert np.corrcoef(a, b)[0, 1] > 0.5  # an average over near-identical views, not another object's map
+
+
+def test_finer_cam_compares_the_classes_of_the_rtdetr_query_it_explains_on_flipped_inputs(assets, monkeypatch):
+    """On a flipped input RT-DETR re-finds each prediction's query by box overlap; FinerCAM's class logits must come
+    from that same query, so the explained class logit is always an entry of the vector it is compared within."""
+    from ultralytics_cam.heads.rtdetr import RTDETRHeadAdapter
+    from ultralytics_cam.methods.composite import FinerCAM
+
+    moved: list[bool] = []
+    queries = RTDETRHeadAdapter._queries
+
+    def spy_queries(self, head_out, sels, rematch, imgsz):
+        out = queries(self, head_out, sels, rematch, imgsz)
+        moved.extend(bool((q != s.index).any()) for q, s in zip(out, sels))
+        return out
+
+    calls: list[tuple[torch.Tensor, torch.Tensor]] = []
+    transform = FinerCAM.transform_targets
+
+    def spy_transform(self, values, logits, cls):
+        calls.append((values.detach().clone(), logits.gather(1, cls[:, None]).squeeze(1).detach().clone()))
+        return transform(self, values, logits, cls)
+
+    monkeypatch.setattr(RTDETRHeadAdapter, "_queries", spy_queries)
+    monkeypatch.setattr(FinerCAM, "transform_targets", spy_transform)
+    model = yaml_model("rtdetr-l.yaml")
+    (r,) = model.cam(str(assets / "bus.jpg"), method="FinerCAM", aug_smooth=True, conf=1e-3, imgsz=160, max_det=3)
+    assert len(r.cam) > 0 and len(calls) == 6  # the plain pass and five augmentations
+    assert any(moved)  # some flipped pass found a prediction at another query: the queries can be told apart
+    for values, own in calls:
+        assert torch.equal(values, own)
+    with pytest.raises(ValueError, match="imgsz"):
+        RTDETRHeadAdapter(model.model, "detect").class_logits(None, [], rematch=True)

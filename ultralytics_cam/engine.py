@@ -432,7 +432,7 @@ class CamEngine:
         with torch.enable_grad():
             values = self._target_values(fwd.head_out, sels, _hw(fwd.image), self._rematch)
             if self.method.transforms_targets:
-                logits = self.adapter.class_logits(fwd.head_out, sels)
+                logits = self.adapter.class_logits(fwd.head_out, sels, _hw(fwd.image), self._rematch)
                 values = [self.method.transform_targets(v, lg, s.cls) for v, lg, s in zip(values, logits, sels)]
         return values
 

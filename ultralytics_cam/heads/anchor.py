@@ -232,7 +232,9 @@ class AnchorHeadAdapter(HeadAdapter):
             boxes = xywh2xyxy(boxes)
         return boxes, scores
 
-    def class_logits(self, head_out: Any, sels: list[Selection]) -> list[torch.Tensor]:
+    def class_logits(
+        self, head_out: Any, sels: list[Selection], imgsz: tuple[int, int] | None = None, rematch: bool = False
+    ) -> list[torch.Tensor]:
         """Return the class-logit vector at each prediction's anchor."""
         raw = self.branch(head_out)
         return [raw["scores"][b][:, s.index].T for b, s in enumerate(sels)]

@@ -283,8 +283,15 @@ class HeadAdapter:
             return batch_probiou(boxes.float(), decoded.float()).to(decoded.dtype)
         return box_iou(boxes, decoded)
 
-    def class_logits(self, head_out: Any, sels: list[Selection]) -> list[torch.Tensor]:
-        """Return, per image, the (n, nc) class logits of each selected prediction."""
+    def class_logits(
+        self, head_out: Any, sels: list[Selection], imgsz: tuple[int, int] | None = None, rematch: bool = False
+    ) -> list[torch.Tensor]:
+        """Return, per image, the (n, nc) class logits of each selected prediction.
+
+        ``imgsz`` and ``rematch`` mean what they mean for :meth:`block`: on a perturbed or augmented input, heads whose
+        predictions are not tied to a position (RT-DETR queries) read each prediction where :meth:`block` reads it, so
+        a target and the class logits it is compared with (FinerCAM) come from the same prediction.
+        """
         raise NotImplementedError
 
     def flip(self, sel: Selection, head_out: Any, imgsz: tuple[int, int]) -> Selection:

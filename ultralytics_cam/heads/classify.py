@@ -61,7 +61,9 @@ class ClassifyHeadAdapter(HeadAdapter):
         """Return the given classes of one image: a classifier's prediction is its class."""
         return self.candidates(head_out, boxes, cls, imgsz, image)
 
-    def class_logits(self, head_out: Any, sels: list[Selection]) -> list[torch.Tensor]:
+    def class_logits(
+        self, head_out: Any, sels: list[Selection], imgsz: tuple[int, int] | None = None, rematch: bool = False
+    ) -> list[torch.Tensor]:
         """Return the image's class logits once per selected class."""
         logits = head_out[1]
         return [logits[b].expand(len(s), -1) for b, s in enumerate(sels)]

@@ -320,7 +320,9 @@ class SemanticHeadAdapter(DenseHeadAdapter):
             out.append((up * _masks(s).to(up.dtype)).sum((1, 2)))
         return out
 
-    def class_logits(self, head_out: Any, sels: list[Selection]) -> list[torch.Tensor]:
+    def class_logits(
+        self, head_out: Any, sels: list[Selection], imgsz: tuple[int, int] | None = None, rematch: bool = False
+    ) -> list[torch.Tensor]:
         """Every class's logits summed over each row's pixels, (n, nc) (FinerCAM compares classes on them)."""
         logits = self.output(head_out)
         out = []
@@ -394,6 +396,8 @@ class DepthHeadAdapter(DenseHeadAdapter):
             out.append(self.masked_mean(up, _masks(s)))
         return out
 
-    def class_logits(self, head_out: Any, sels: list[Selection]) -> list[torch.Tensor]:
+    def class_logits(
+        self, head_out: Any, sels: list[Selection], imgsz: tuple[int, int] | None = None, rematch: bool = False
+    ) -> list[torch.Tensor]:
         """A depth head has no classes."""
         raise UnsupportedModelError("depth models have no class logits to compare.")

@@ -87,7 +87,12 @@ class RTDETRHeadAdapter(HeadAdapter):
         h, w = imgsz
         return xywh2xyxy(boxes) * boxes.new_tensor([w, h, w, h]), logits.sigmoid()
 
-    def class_logits(self, head_out: Any, sels: list[Selection]) -> list[torch.Tensor]:
-        """Return the class-logit vector of each prediction's query."""
+    def class_logits(
+        self, head_out: Any, sels: list[Selection], imgsz: tuple[int, int] | None = None, rematch: bool = False
+    ) -> list[torch.Tensor]:
+        """Return the class-logit vector of each prediction's query (re-found by box overlap with ``rematch``)."""
+        if rematch and imgsz is None:
+            raise ValueError("RT-DETR class_logits(rematch=True) needs imgsz=(h, w), the input size the boxes are in.")
         logits = self._last(head_out)[1]
-        return [logits[b, s.index] for b, s in enumerate(sels)]
+        queries = [s.index for s in sels] if imgsz is None else self._queries(head_out, sels, rematch, imgsz)
+        return [logits[b, q] for b, q in enumerate(queries)]
