@@ -6,12 +6,15 @@ prove that wrong uses are caught. ``tests/test_typing.py`` runs the same check u
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from typing_extensions import assert_type
+from ultralytics.engine.results import Results
+from ultralytics.models.yolo import YOLO
 
 import ultralytics_cam
 from ultralytics_cam import (
@@ -38,6 +41,16 @@ assert_type(config.target_spec, TargetSpec)
 assert_type(config.to_dict(), dict[str, Any])
 CamConfig(alpha="high")  # type: ignore[arg-type]
 CamConfig(methd="HiResCAM")  # type: ignore[call-arg]
+
+# -- the call: a list by default, an iterator with stream=True (api.cam's overloads) ----------------------------------
+
+
+def run(model: YOLO, src: str) -> None:
+    assert_type(ultralytics_cam.cam(model, src), list[Results])
+    assert_type(ultralytics_cam.cam(model, src, stream=True), Iterator[Results])
+    assert_type(ultralytics_cam.cam(model, src, True), Iterator[Results])
+    assert_type(ultralytics_cam.cam(model, src, stream=False, conf=0.25), list[Results])
+
 
 # -- results ---------------------------------------------------------------------------------------------------------
 
