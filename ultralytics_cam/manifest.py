@@ -37,28 +37,16 @@ __all__ = [
     "ResumeState",
     "check_resumable",
     "clean_partials",
-    "folder_files",
     "resume_dir",
 ]
 
 #: File name of the manifest inside the run folder.
 MANIFEST_NAME = "manifest.jsonl"
-#: Version of the manifest's line layout.
-MANIFEST_SCHEMA = 1
 
 #: Settings that may change between the sessions of one run: where and how fast it runs, not what it computes.
 FREE_SETTINGS = frozenset(
     {"source", "batch", "device", "workers", "resume", "verbose", "name", "project", "exist_ok", "stream_buffer"}
 )
-
-
-def folder_files(folder: Path) -> dict[str, int]:
-    """Every file under ``folder`` (relative POSIX path -> size in bytes), hidden temporary files excluded."""
-    out = {}
-    for p in sorted(folder.rglob("*")):
-        if p.is_file() and not p.name.startswith("."):
-            out[p.relative_to(folder).as_posix()] = p.stat().st_size
-    return out
 
 
 @dataclass

@@ -570,9 +570,7 @@ def compare(
     tasks = {m.task for m in models}
     if len(tasks) > 1:
         raise ValueError(f"compare needs models of one task, got {', '.join(sorted(tasks))}.")
-    labels = labels or [
-        Path(str(getattr(m, "ckpt_path", None) or getattr(m, "model_name", "model"))).name for m in models
-    ]
+    labels = labels or [_model_label(m) for m in models]
     if source is None:
         from ultralytics.utils import ASSETS
 

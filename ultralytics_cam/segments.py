@@ -116,14 +116,6 @@ class SegmentWriter:
         os.replace(self._tmp, video)
         return {f"{SEGMENTS_DIR}/{p.name}": p.stat().st_size for p in (video, lines)}
 
-    def discard(self) -> None:
-        """Drop the open segment (its frames are redone by a resume)."""
-        if self._writer is not None:
-            assert self._tmp is not None  # set together with the writer
-            self._writer.release()
-            self._writer = None
-            self._tmp.unlink(missing_ok=True)
-
 
 def join_segments(folder: Path, segments: list[dict[str, Any]], fps: float) -> list[str]:
     """Join closed segments into the video's ``heatmap<suffix>`` and ``cam.jsonl``; return the two file names.

@@ -21,7 +21,6 @@ from .heads import Block, HeadAdapter, Selection
 
 __all__ = [
     "BUILTIN_TARGETS",
-    "BUILTIN_TARGET_SUMMARIES",
     "ComposedTarget",
     "TargetContext",
     "TargetSpec",
@@ -156,9 +155,6 @@ BUILTIN_TARGETS: tuple[TargetSpec, ...] = (
         summary="the mean depth of all pixels (depth; of each region= box)",
     ),
 )
-
-#: One line per built-in target (read from :data:`BUILTIN_TARGETS`).
-BUILTIN_TARGET_SUMMARIES = {spec.name: spec.summary for spec in BUILTIN_TARGETS}
 
 
 def builtin_target_specs() -> list[TargetSpec]:

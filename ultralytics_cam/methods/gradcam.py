@@ -154,12 +154,6 @@ class RandomCAM(_WeightsMethod):
     grad_cam_class = "RandomCAM"
     needs_gradients = False
 
-    def local_layer_map(
-        self, local: LocalGradients, context: Callable[[int, torch.Tensor], LayerContext]
-    ) -> torch.Tensor:
-        """Not reached: a method without gradients never takes the local route."""
-        raise NotImplementedError
-
     def layer_map(self, acts: torch.Tensor, grads: torch.Tensor | None, ctx: LayerContext) -> torch.Tensor:
         """grad-cam only reads the gradients' shape, so a placeholder stands in for them."""
         placeholder = torch.empty((len(ctx.selection), acts.shape[1], 1, 1))
