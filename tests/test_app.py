@@ -262,20 +262,36 @@ def test_cuda_out_of_memory_fails_with_advice_and_summary_says_failed(tmp_path, 
     assert summary["status"] == "failed" and "OutOfMemoryError" in summary["error"]
 
 
-def test_per_image_errors_are_listed_and_the_run_goes_on(tmp_path):
+def test_per_image_errors_are_listed_and_the_run_goes_on(tmp_path, monkeypatch):
+    import ultralytics_cam.summary as summary_module
+
+    listings = []  # every listing of the source folder's unsupported files
+
+    def counted(source):
+        listings.append(source)
+        return unsupported_inputs(source)
+
+    unsupported_inputs = summary_module.unsupported_inputs
+    monkeypatch.setattr(summary_module, "unsupported_inputs", counted)
     source = tmp_path / "imgs"
     source.mkdir()
     for png in DEMO_PNGS[:2]:
         shutil.copy(png, source / png.name)
     (source / "broken.jpg").write_bytes(b"\xff\xd8 truncated")
     (source / "notes.txt").write_text("not an image")
+    events = Events()
     controller = RunController()
+    controller.subscribe(events)
     controller.start(settings_for(source, tmp_path / "out"))
     state = controller.wait(60)
     assert state.status == "completed"
     assert len(state.items) == 2
     listed = {Path(e["source"]).name for e in state.image_errors}
     assert listed == {"broken.jpg", "notes.txt"}
+    # every progress event lists the errors met so far, yet the folder is listed once per run
+    running = [e for e in events if e.status == "running" and e.done >= 1]
+    assert running and all("notes.txt" in {Path(x["source"]).name for x in e.image_errors} for e in running)
+    assert len(listings) == 1, listings
     text = errors_markdown(state, "en")
     assert "broken.jpg" in text and "notes.txt" in text
 
