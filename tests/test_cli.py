@@ -200,7 +200,7 @@ def test_demo_without_its_files_says_so(monkeypatch, tmp_path, capsys):
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        ((), ["Usage:", "predict", "methods", "Exit codes"]),
+        ((), ["Usage:", "predict", "methods", "Exit codes", "130 interrupted (Ctrl-C), 143 terminated (SIGTERM)"]),
         (("help",), ["Usage:", "method=HiResCAM", "save_maps=False"]),
         (("predict", "help"), ["conf=0.25", "Ultralytics keys", "(e.g. method=EigenCAM)", "vid_stride=1"]),
         (("val", "help"), ["data=", "kinds", "max_images"]),
