@@ -49,18 +49,13 @@ def import_ray() -> Any:
 def output_names(files: list[str], taken: set[str]) -> list[str]:
     """Return each file's output folder name, de-duplicated in order as Ultralytics' predictor does.
 
-    Same-stem files get ``bus``, ``bus-2``, ...; the names in ``taken`` (folders of a resumed run) are already in use.
+    Same-stem files get ``bus``, ``bus-2``, ...; the names in ``taken`` (folders of a resumed run) are already in use,
+    and no file is given a run-level name (``summary.json.jpg`` -> ``summary.json-2``), as in a local run.
     """
-    bases, out = set(taken), []
-    for f in files:
-        stem = Path(f).stem
-        base, k = stem, 1
-        while base in bases:
-            k += 1
-            base = f"{stem}-{k}"
-        bases.add(base)
-        out.append(base)
-    return out
+    from .writers import unique_name
+
+    bases = set(taken)
+    return [unique_name(Path(f).stem, bases) for f in files]
 
 
 def load_weights(path: str | Path, task: str | None = None) -> Any:

@@ -100,13 +100,16 @@ def load_sample(source: Any, max_images: int) -> list[tuple[str, np.ndarray]]:
 
     if not isinstance(max_images, int) or isinstance(max_images, bool) or max_images < 1:
         raise ValueError(f"max_images={max_images!r} must be a positive integer.")
+    from .writers import unique_name
+
     dataset = load_inference_source(source)
     out: list[tuple[str, np.ndarray]] = []
+    taken: set[str] = set()  # names figures and rows: bus.jpg and bus.png must not share figures/bus.png
     for paths, images, _ in dataset:
         for p, im in zip(paths, images):
             stem = Path(str(p)).stem or f"image{len(out)}"
             name = stem if getattr(dataset, "mode", "image") == "image" else f"{stem}_{getattr(dataset, 'frame', 0)}"
-            out.append((name, im))
+            out.append((unique_name(name, taken), im))
             if len(out) >= max_images:
                 return out
     return out

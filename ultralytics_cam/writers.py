@@ -53,6 +53,7 @@ __all__ = [
     "builtin_writer_specs",
     "cam_record",
     "heatmap_npy_layout",
+    "unique_name",
     "write_image_file",
     "write_json",
     "write_npy",
@@ -72,6 +73,7 @@ RUN_LEVEL_NAMES = frozenset(
         "eval.json",  # yolo-cam eval
         "failures.json",  # yolo-cam val's failure report
         "failures.csv",
+        "contact_sheet.jpg",
         "cam_failures",
         "eval.csv",  # yolo-cam eval (with eval.json and figures/)
         "figures",
@@ -80,6 +82,22 @@ RUN_LEVEL_NAMES = frozenset(
         "crops",  # Ultralytics' save_crop
     }
 )
+
+
+def unique_name(stem: str, taken: set[str]) -> str:
+    """The output name of an input called ``stem``: ``stem``, else ``stem-2``, ``stem-3``, ... (added to ``taken``).
+
+    Ultralytics' predictor de-duplicates same-stem inputs this way (``bus.jpg``, ``bus.png`` -> ``bus``, ``bus-2``);
+    a run-level name (:data:`RUN_LEVEL_NAMES`, any case) is never given to an input. Every place that names an
+    input's folder or file without Ultralytics' predictor (the Ray driver, the val report, eval / compare figures)
+    names it here.
+    """
+    name, k = stem, 1
+    while name in taken or name.casefold() in RUN_LEVEL_NAMES:
+        k += 1
+        name = f"{stem}-{k}"
+    taken.add(name)
+    return name
 
 
 @dataclass(frozen=True)

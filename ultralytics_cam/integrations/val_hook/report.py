@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from ...writers import atomic_write_bytes, write_image_file, write_json
+from ...writers import atomic_write_bytes, unique_name, write_image_file, write_json
 from .mining import KINDS, ImageCase
 
 __all__ = ["SCHEMA_VERSION", "SHEET_MAX", "FailureReport"]
@@ -177,13 +177,7 @@ class FailureReport:
 
     def _folder_for(self, case: ImageCase) -> Path:
         """A folder per image named after its file stem, made unique within the run."""
-        stem = Path(case.name).stem or "image"
-        name, k = stem, 1
-        while name in self._stems:
-            k += 1
-            name = f"{stem}-{k}"
-        self._stems.add(name)
-        return self.folder / name
+        return self.folder / unique_name(Path(case.name).stem or "image", self._stems)
 
 
 def _original_boxes(case: ImageCase, boxes: Any) -> list[list[float]]:
