@@ -49,7 +49,8 @@ def cam(model: Model, source: Any = None, stream: bool = False, **kwargs: Any) -
         source: anything ``model.predict`` accepts (file, folder, glob, URL, video, array, tensor, list).
         stream: return a generator of ``Results`` (bounded memory on long videos and large folders).
         **kwargs: CAM options (``method``, ``target``, ``layers``, ``alpha``, ``colormap``, ``show_boxes``,
-            ``renormalize``, ``eigen_smooth``, ``save_maps``) and any Ultralytics predict argument (``conf``,
+            ``renormalize``, ``eigen_smooth``, ``aug_smooth``, ``save_maps``, ``head_replay``, ``region``: see
+            :class:`~ultralytics_cam.config.CamConfig`) and any Ultralytics predict argument (``conf``,
             ``iou``, ``imgsz``, ``device``, ``batch``, ``classes``, ``max_det``, ``half``, ``save``, ...).
             ``save`` defaults to False, as in ``model.predict`` from Python; ``save=True`` writes the layout of
             ``yolo-cam predict`` (``runs/<task>/cam``, ``cam-2``, ...: a folder per image, ``summary.json``).

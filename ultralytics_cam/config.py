@@ -51,7 +51,8 @@ class CamConfig:
 
     Attributes:
         method: CAM method name, case-insensitive (``yolo-cam methods`` lists them).
-        target: what each map explains: "class", "box", "all", or per task "mask", "keypoints", "angle".
+        target: what each map explains: "class", "box", "all", or per task "mask", "keypoints", "angle", and for
+            depth "near", "far", "mean" (``yolo-cam methods`` lists the targets); matched case-insensitively.
         layers: "auto", indices (``[16, 19, 22]`` or ``"16,19,22"``) or module names (``"model.16"``).
         alpha: heatmap weight in overlays, in [0, 1].
         colormap: OpenCV colormap name for overlays.

@@ -1,7 +1,8 @@
 """Exceptions raised by ultralytics-cam.
 
-Every error subclasses a built-in type as well (``ValueError`` or ``TypeError``), so callers that already catch
-those keep working, and :class:`CamError` catches everything this package raises on purpose.
+Every error subclasses a built-in type as well (``ValueError``, ``TypeError``, or ``RuntimeError`` for plugin
+clashes), so callers that already catch those keep working, and :class:`CamError` catches everything this package
+raises on purpose.
 """
 
 from __future__ import annotations

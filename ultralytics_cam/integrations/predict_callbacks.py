@@ -199,9 +199,8 @@ def _select_rows(
     """
     import torch
 
-    if results and results[0].probs is not None:  # classify: rows are the top-5 classes, nothing to reorder
-        return engine.adapter.select(predictor, preds, preds, results, imgsz)
-    if engine.adapter.dense:  # semantic / depth: rows are pixel regions, nothing to reorder
+    # classify: rows are the top-5 classes; semantic / depth: rows are pixel regions; nothing to reorder
+    if (results and results[0].probs is not None) or engine.adapter.dense:
         return engine.adapter.select(predictor, preds, preds, results, imgsz)
     orders, sorted_rows = [], []
     for r in results:
