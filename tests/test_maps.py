@@ -101,17 +101,29 @@ def test_heatmap_stats_and_plots_equal_their_dense_definitions(method, assets, m
 
     (r,) = yaml_model("yolo11n.yaml").cam(str(assets / "bus.jpg"), method=method, conf=1e-4, imgsz=192, max_det=7)
     cam = r.cam
+    # first, on the fresh result (nothing dense built or cached yet): none of them needs the dense (N, H, W) stack,
+    # neither at the original size (CamResult.maps) nor at the input size (CamMaps.dense() without an index)
+    with monkeypatch.context() as m:
+        dense_one = CamMaps.dense
+
+        def one_map_only(self, i=None):
+            if i is None:
+                pytest.fail("the dense input-size stack was built")
+            return dense_one(self, i)
+
+        m.setattr(CamResult, "maps", property(lambda self: pytest.fail("the dense maps were built")))
+        m.setattr(CamMaps, "dense", one_map_only)
+        heatmap, stats, renormalized = cam.heatmap, cam.stats(), cam._renormalized(range(len(cam)))
+        cam.plot(), cam.plot(renormalize=True), cam.plot(index=0)
+    # then they equal their dense definitions
     dense = cam.maps.copy()
-    np.testing.assert_allclose(cam.heatmap, dense.max(0), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(heatmap, dense.max(0), rtol=0, atol=1e-6)
     regions = cam.regions()
-    for s, m, region in zip(cam.stats(), dense, regions):
+    for s, m, region in zip(stats, dense, regions):
         if s["energy_in_box"] is not None:
             assert s["energy_in_box"] == pytest.approx(float(m[region].sum()) / float(m.sum()), abs=2e-5)
         assert m[s["peak"][1], s["peak"][0]] == pytest.approx(float(m.max()), abs=1e-6)
-    np.testing.assert_allclose(cam._renormalized(range(len(cam))), renormalize_in_boxes(dense, regions), atol=1e-5)
-    # none of them needs the dense (N, H, W) stack
-    monkeypatch.setattr(CamResult, "maps", property(lambda self: pytest.fail("the dense maps were built")))
-    cam.heatmap, cam.stats(), cam.plot(), cam.plot(renormalize=True), cam.plot(index=0)
+    np.testing.assert_allclose(renormalized, renormalize_in_boxes(dense, regions), atol=1e-5)
 
 
 def test_a_result_keeps_layer_maps_not_input_size_maps(assets):
