@@ -55,11 +55,20 @@ def example_installed(tmp_path, monkeypatch):
     return site
 
 
+#: What ``import ultralytics_cam`` must not import (no import-time side effects beyond adding Model.cam): the optional
+#: extras and the heavy libraries only some commands need. cv2 is not listed: Ultralytics itself imports it, and
+#: importing Ultralytics' Model is what adding Model.cam takes.
+NOT_AT_IMPORT = ("gradio", "ray", "matplotlib", "pytorch_grad_cam")
+
+
 def test_plugin_manager_is_built_lazily_not_at_import():
+    """In a fresh interpreter, ``import ultralytics_cam`` builds no plugin manager and imports none of NOT_AT_IMPORT."""
     code = "import ultralytics_cam, sys; from ultralytics_cam.plugins import manager; "
-    code += "print(manager._manager is None, 'pytorch_grad_cam' in sys.modules)"
+    code += f"print(manager._manager is None, *(m in sys.modules for m in {NOT_AT_IMPORT!r}))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=_env())
-    assert out.stdout.split() == ["True", "False"]
+    assert out.stdout.split() == ["True"] + ["False"] * len(NOT_AT_IMPORT), dict(
+        zip(["manager not built yet", *NOT_AT_IMPORT], out.stdout.split())
+    )
 
 
 def test_builtins_are_registered_through_the_hooks():
