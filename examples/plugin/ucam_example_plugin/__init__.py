@@ -32,7 +32,8 @@ class AbsGradCAM(CamMethod):
 def margin(ctx):
     """Predicted class logit minus the highest logit of any other class."""
     out = []
-    for logits, sel in zip(ctx.adapter.class_logits(ctx.head_out, ctx.selections), ctx.selections):
+    all_logits = ctx.adapter.class_logits(ctx.head_out, ctx.selections, ctx.imgsz, ctx.rematch)
+    for logits, sel in zip(all_logits, ctx.selections):
         own = logits.gather(1, sel.cls[:, None])[:, 0]
         others = logits.scatter(1, sel.cls[:, None], float("-inf")).amax(1)
         out.append(own - others)
