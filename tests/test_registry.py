@@ -162,3 +162,12 @@ def test_a_registry_that_fails_is_not_recorded_again_on_every_retry(fresh_plugin
     builtins = infos["ultralytics-cam"].registered
     assert len(builtins["target"]) == len(fresh_plugins.target_registry())  # recorded once, not once per retry
     assert "method" not in builtins  # the method registry never completed
+
+
+def test_yolo_cam_plugins_lists_everything_else_when_two_plugins_clash(fresh_plugins):
+    from ultralytics_cam.listings import plugins_text
+
+    fresh_plugins.get_plugin_manager().register(_Duplicate(), name="dup")
+    text = plugins_text()
+    assert "methods: ERROR: method 'HiResCAM' is registered twice" in text
+    assert "targets (" in text and "writers (" in text  # the other groups are still listed

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -418,6 +418,7 @@ def layers_text(net: torch.nn.Module, model_name: str, imgsz: int | Sequence[int
 def plugins_text() -> str:
     """Return ``yolo-cam plugins``: each plugin, then every registered method, target and writer with its provider."""
     from . import plugins
+    from .errors import PluginError
 
     lines = ["plugins:"]
     for info in plugins.plugin_infos():
@@ -426,12 +427,17 @@ def plugins_text() -> str:
         status = f"  ERROR: {info.error}" if info.error else ""
         lines.append(f"  {info.name:<24}{where:<28}{what}{status}".rstrip())
     lines.append("")
-    groups: list[tuple[str, Sequence[Spec]]] = [
-        ("methods", plugins.registered_method_specs()),
-        ("targets", plugins.registered_target_specs()),
-        ("writers", plugins.registered_writer_specs()),
+    groups: list[tuple[str, Callable[[], Sequence[Spec]]]] = [
+        ("methods", plugins.registered_method_specs),
+        ("targets", plugins.registered_target_specs),
+        ("writers", plugins.registered_writer_specs),
     ]
-    for kind, specs in groups:
+    for kind, collect in groups:
+        try:
+            specs = collect()
+        except PluginError as e:  # two plugins register one name: say so here and list the other groups
+            lines += [f"{kind}: ERROR: {e}", ""]
+            continue
         lines.append(f"{kind} ({len(specs)}):")
         for s in specs:
             state = "  (refused)" if getattr(s, "refused", None) else ""
