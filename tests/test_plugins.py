@@ -24,7 +24,7 @@ from ultralytics_cam.plugins import (
     reset,
 )
 
-from conftest import ROOT, yaml_model
+from conftest import ROOT, cli_env, yaml_model
 
 EXAMPLE = ROOT / "examples" / "plugin"
 
@@ -243,13 +243,8 @@ def test_example_plugin_end_to_end_through_yolo_cam(tmp_path):
 
     site = tmp_path / "site"
     install_fake_dist(site, "ucam-example-plugin", EXAMPLE, {"example": "ucam_example_plugin"})
-    env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
-    env.update(
-        YOLO_OFFLINE="1",
-        YOLO_CONFIG_DIR=str(tmp_path / "cfg"),
-        YOLO_VERBOSE="False",
-        PYTHONPATH=os.pathsep.join([str(site), str(EXAMPLE), env.get("PYTHONPATH", "")]),
-    )
+    env = cli_env(tmp_path)
+    env["PYTHONPATH"] = os.pathsep.join([str(site), str(EXAMPLE), env.get("PYTHONPATH", "")])
     script = Path(sys.executable).parent / "yolo-cam"
 
     def run(*args):

@@ -21,7 +21,7 @@ from test_resume import IMAGE_FILES, assert_same_outputs, image_lines, leftovers
 
 from ultralytics_cam.manifest import MANIFEST_NAME, Manifest
 
-from conftest import model_file, render
+from conftest import cli_env, model_file, render
 
 N = 50
 OPTIONS = {"imgsz": 96, "max_det": 5}
@@ -148,8 +148,7 @@ def test_ray_resume_after_the_driver_is_stopped(ray_cluster, images, local_run, 
         "import sys; from ultralytics_cam.distributed import cam_ray; "
         f"cam_ray(sys.argv[1], sys.argv[2], workers=2, batch_size=2, project=sys.argv[3], **{OPTIONS!r})"
     )
-    env = {**os.environ, "RAY_ADDRESS": ray_cluster}
-    env.pop("PYTEST_CURRENT_TEST", None)
+    env = {**cli_env(tmp_path, block_downloads=False), "RAY_ADDRESS": ray_cluster}  # Ray talks to a local server
     driver = subprocess.Popen(
         [sys.executable, "-c", code, str(model_file("detect")), str(images), str(tmp_path)],
         env=env,
@@ -210,11 +209,7 @@ def test_output_names_follow_ultralytics_deduplication():
 @pytest.mark.slow
 def test_cli_engine_ray_joins_the_cluster_of_ray_address(ray_cluster, images, local_run, tmp_path):
     """``yolo-cam predict engine=ray`` in its own process: joins RAY_ADDRESS, writes the run, resumes to a no-op."""
-    from conftest import relative_runs_dir
-
-    relative_runs_dir(tmp_path / "yolo-config")
-    env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
-    env.update(RAY_ADDRESS=ray_cluster, YOLO_CONFIG_DIR=str(tmp_path / "yolo-config"))
+    env = {**cli_env(tmp_path, block_downloads=False), "RAY_ADDRESS": ray_cluster}  # Ray talks to a local server
     script = Path(sys.executable).with_name("yolo-cam")
     args = [script, "predict", f"model={model_file('detect')}", f"source={images}", "engine=ray", "workers=2"]
     args += [f"{k}={v}" for k, v in OPTIONS.items()]
@@ -271,11 +266,7 @@ def test_ray_run_with_an_in_memory_model(ray_cluster, tmp_path):
 def test_cli_engine_ray_sigterm_writes_an_interrupted_summary_and_resumes(ray_cluster, images, local_run, tmp_path):
     """SIGTERM to ``yolo-cam predict engine=ray``: the pool stops, summary.json says interrupted for what is done,
     the exit code is 143 as for a local run, and ``resume=True`` goes on to the complete run."""
-    from conftest import relative_runs_dir
-
-    relative_runs_dir(tmp_path / "yolo-config")
-    env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
-    env.update(RAY_ADDRESS=ray_cluster, YOLO_CONFIG_DIR=str(tmp_path / "yolo-config"))
+    env = {**cli_env(tmp_path, block_downloads=False), "RAY_ADDRESS": ray_cluster}  # Ray talks to a local server
     script = Path(sys.executable).with_name("yolo-cam")
     args = [script, "predict", f"model={model_file('detect')}", f"source={images}", "engine=ray", "workers=2"]
     args += [f"{k}={v}" for k, v in OPTIONS.items()]

@@ -16,7 +16,7 @@ import pytest
 
 from ultralytics_cam.manifest import MANIFEST_NAME, Manifest, clean_partials, resume_dir
 
-from conftest import model_file, relative_runs_dir, render
+from conftest import cli_env, model_file, render
 
 SCRIPT = Path(sys.executable).with_name("yolo-cam")
 IMAGE_FILES = ["cam.json", "detection.png", "heatmap.npy", "heatmap.png"]
@@ -33,14 +33,6 @@ def synthetic_folder(folder: Path, n: int) -> Path:
     (folder / "notes.txt").write_text("not an image")
     (folder / "zz_corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
     return folder
-
-
-def cli_env(tmp_path: Path) -> dict:
-    """The environment of a ``yolo-cam`` subprocess: offline, its own settings, runs/ under its cwd."""
-    relative_runs_dir(tmp_path / "yolo-config")
-    env = {k: v for k, v in os.environ.items() if k not in {"PYTEST_CURRENT_TEST", "GITHUB_ACTIONS"}}
-    env.update(YOLO_OFFLINE="1", YOLO_CONFIG_DIR=str(tmp_path / "yolo-config"), YOLO_VERBOSE="False")
-    return env
 
 
 def image_lines(save_dir: Path) -> list[dict]:

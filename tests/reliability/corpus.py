@@ -229,22 +229,6 @@ def check_run(save_dir: Path, corpus: Corpus) -> dict:
     return summary
 
 
-def cli_env(tmp_path: Path) -> dict:
-    """Environment of a real ``yolo-cam`` subprocess: offline, own Ultralytics settings with runs/ under its cwd."""
-    from conftest import relative_runs_dir
-
-    relative_runs_dir(tmp_path / "yolo-config")
-    env = {k: v for k, v in os.environ.items() if k not in {"PYTEST_CURRENT_TEST", "GITHUB_ACTIONS"}}
-    env.update(
-        YOLO_OFFLINE="1",
-        YOLO_CONFIG_DIR=str(tmp_path / "yolo-config"),
-        HTTP_PROXY="http://127.0.0.1:9",  # downloads fail fast even where there is a network
-        HTTPS_PROXY="http://127.0.0.1:9",
-        NO_PROXY="",
-    )
-    return env
-
-
 def yolo_cam_script() -> str:
     """The installed ``yolo-cam`` console script next to this Python."""
     import shutil

@@ -11,9 +11,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from corpus import check_run, cli_env, make_corpus, read_summary, yolo_cam_script
+from corpus import check_run, make_corpus, read_summary, yolo_cam_script
 
-from conftest import tiny_detector, yaml_model
+from conftest import cli_env, tiny_detector, yaml_model
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,6 @@ from corpus import (
     bus,
     check_image_folder,
     check_video_folder,
-    cli_env,
     no_partial_files,
     read_summary,
     write_image,
@@ -28,7 +27,7 @@ from corpus import (
     yolo_cam_script,
 )
 
-from conftest import tiny_detector
+from conftest import cli_env, tiny_detector
 
 
 @pytest.fixture(scope="module")
