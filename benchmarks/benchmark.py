@@ -65,8 +65,10 @@ def localisation(results: list, truths: list[list[dict]]) -> dict:
 
 def main() -> None:
     """Run the benchmark and print the table."""
+    from ultralytics_cam.cli import DEMO_MODEL  # after the YOLO_* settings above: it imports Ultralytics
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=str(ROOT / "ultralytics_cam" / "assets" / "models" / "detect.pt"))
+    parser.add_argument("--model", default=str(DEMO_MODEL))  # the bundled trained detect model
     parser.add_argument("--images", type=int, default=24)
     parser.add_argument("--imgsz", type=int, default=160)
     parser.add_argument("--repeats", type=int, default=3)

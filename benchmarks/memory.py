@@ -22,7 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-CASES = (  # (name, long side of the photo or None for bus.jpg as it is, predictions)
+CASES = (  # (name, (height, width) of the photo or None for bus.jpg as it is, predictions)
     ("12MP photo, 1 prediction", (3000, 4000), 1),
     ("12MP photo, 30 predictions", (3000, 4000), 30),
     ("bus.jpg, 300 predictions", None, 300),

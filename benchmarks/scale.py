@@ -66,13 +66,15 @@ def steady_rate(save_dir: Path) -> float:
 
 def main() -> None:
     """Run both engines over the same images and print the table."""
+    from ultralytics_cam.cli import DEMO_MODEL  # after the YOLO_* settings above: it imports Ultralytics
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--imgsz", type=int, default=160)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--cpus", type=int, default=os.cpu_count())
     parser.add_argument("--batch-size", type=int, default=8, help="files per map_batches call")
-    parser.add_argument("--model", default=str(ROOT / "ultralytics_cam" / "assets" / "models" / "detect.pt"))
+    parser.add_argument("--model", default=str(DEMO_MODEL))  # the bundled trained detect model
     parser.add_argument("--method", default="HiResCAM")
     parser.add_argument("--json", help="also write the rows to this JSON file")
     args = parser.parse_args()

@@ -390,7 +390,8 @@ def main(argv: list[str] | None = None) -> int:
     out = out if out.is_absolute() else REPO / out
     demo_dir = Path(args.demo_dir)
     demo_dir = demo_dir if demo_dir.is_absolute() else REPO / demo_dir
-    demo_model = Path(args.demo_model or (DEMO_MODEL if args.out == OUT else out / "detect.pt"))
+    default_out = out.resolve() == (REPO / OUT).resolve()  # "tests/models", "./tests/models/", its absolute path...
+    demo_model = Path(args.demo_model or (DEMO_MODEL if default_out else out / "detect.pt"))
     demo_model = demo_model if demo_model.is_absolute() else REPO / demo_model
     command = shlex.join(["python", "scripts/make_test_models.py", *(sys.argv[1:] if argv is None else argv)])
 

@@ -8,10 +8,12 @@ import zipfile
 
 import pytest
 
+from ultralytics_cam.cli import DEMO_MODEL as DEMO_MODEL_PATH
+
 from conftest import MODELS, ROOT
 
 PACKAGE = "ultralytics_cam"
-DEMO_MODEL = f"{PACKAGE}/assets/models/detect.pt"  # `yolo-cam demo` and the app load it by default
+DEMO_MODEL = DEMO_MODEL_PATH.relative_to(ROOT).as_posix()  # `yolo-cam demo` and the app load it by default
 
 
 @pytest.fixture(scope="module")
