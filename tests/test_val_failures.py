@@ -25,6 +25,10 @@ from ultralytics_cam.integrations.val_hook import cam_val
 
 from conftest import render, trained
 
+# Ultralytics' Ray Tune callback (utils/callbacks/raytune.py) calls tune.get_context().get_trial_id() at each epoch end
+# whenever ray is installed; outside a Tune run Ray returns None with this warning (the test that trains).
+pytestmark = pytest.mark.filterwarnings("ignore:`get_trial_id` is meant to only be called inside:UserWarning")
+
 IMGSZ, CLS_IMGSZ = 160, 96
 VAL = {"batch": 4, "plots": False, "verbose": False, "workers": 0}
 
