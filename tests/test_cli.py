@@ -7,7 +7,6 @@ val test replace ``cam_val``).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -22,7 +21,7 @@ import pytest
 
 from ultralytics_cam import cli
 
-from conftest import relative_runs_dir, tiny_detector
+from conftest import cli_env, tiny_detector
 
 SCRIPT = shutil.which("yolo-cam", path=str(Path(sys.executable).parent))
 IMAGE_FILES = ("detection.png", "heatmap.png", "heatmap.npy", "cam.json")
@@ -46,17 +45,9 @@ def fast(tiny_pt):
 def yolo_cam(tmp_path):
     """Run the installed ``yolo-cam`` script: offline, own Ultralytics settings, outside pytest's detection."""
     assert SCRIPT, "the yolo-cam console script is not installed next to this Python (pip install -e .)"
-    relative_runs_dir(tmp_path / "yolo-config")  # runs/ under the subprocess's cwd, wherever ultralytics is installed
-    env = {k: v for k, v in os.environ.items() if k not in {"PYTEST_CURRENT_TEST", "GITHUB_ACTIONS"}}
-    env.update(
-        YOLO_OFFLINE="1",
-        YOLO_CONFIG_DIR=str(tmp_path / "yolo-config"),
-        YOLO_VERBOSE="False",
-        # Downloads must fail even where there is network: the default-model test expects the offline message.
-        HTTP_PROXY="http://127.0.0.1:9",
-        HTTPS_PROXY="http://127.0.0.1:9",
-        NO_PROXY="",
-    )
+    # Downloads fail even where there is network (cli_env blocks them): the default-model test expects the offline
+    # message.
+    env = cli_env(tmp_path)
 
     def run(*args, cwd=tmp_path, timeout=300):
         return subprocess.run(
