@@ -25,10 +25,6 @@ from ultralytics_cam.errors import LayerError
 
 from conftest import MODELS, ROOT, require
 
-# Gradio (or its server stack) leaves an asyncio event loop unclosed when a page is built and launched; the package
-# itself creates no event loop. Only this module triggers it (measured with -W error).
-pytestmark = pytest.mark.filterwarnings("ignore:unclosed event loop:ResourceWarning")
-
 DEMO_MODEL = ROOT / "ultralytics_cam" / "assets" / "models" / "detect.pt"  # shipped: the demo model
 DEMO_IMAGES = ROOT / "ultralytics_cam" / "assets" / "demo"
 DEMO_PNGS = sorted(DEMO_IMAGES.glob("*.png"))
