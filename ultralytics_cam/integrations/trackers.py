@@ -72,6 +72,8 @@ class Trackers:
 
     def images(self, images: Mapping[str, Path], step: int) -> list[str]:
         """Log ``{tag: image file}`` (tags start with ``cam/``) at ``step``; return the trackers that took them."""
+        if not images:
+            return []
         return self._each(lambda name, run: _IMAGE_LOGGERS[name](run, images, step))
 
     def scalars(self, values: Mapping[str, float], step: int) -> list[str]:

@@ -14,6 +14,7 @@ Only the callback's public names are imported here; the helpers (torch, OpenCV, 
 from __future__ import annotations
 
 from .callback import (
+    CLI_KEYS,
     TIMELINE_FORMATS,
     TrainCamOptionError,
     TrainCamOptions,
@@ -23,6 +24,7 @@ from .callback import (
 )
 
 __all__ = [
+    "CLI_KEYS",
     "TIMELINE_FORMATS",
     "TrainCamOptionError",
     "TrainCamOptions",

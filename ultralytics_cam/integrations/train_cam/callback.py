@@ -38,6 +38,7 @@ from ...errors import CamError
 from ..base import KIND_ATTR, Callbacks, mark, register, remove
 
 __all__ = [
+    "CLI_KEYS",
     "TIMELINE_FORMATS",
     "TrainCamOptionError",
     "TrainCamOptions",
@@ -58,6 +59,16 @@ _EVENTS = (
     "on_train_end",
     "teardown",
 )
+
+
+#: ``yolo-cam train`` keys of the callback (beside every ``yolo train`` key and the CAM keys): key -> (option of
+#: :func:`add_train_cam_callback`, help, example). ``cam_``-prefixed: ``conf`` is a training argument already.
+CLI_KEYS: dict[str, tuple[str, str, str]] = {
+    "cam_images": ("images", "probe images: a number from the val split (default 8), a folder or a list", "probe/"),
+    "cam_every": ("every", "explain every N-th epoch (default 1; the last and the best always)", "5"),
+    "cam_conf": ("conf", "confidence of the explained predictions (default 0.25)", "0.1"),
+    "cam_timeline": ("timeline", "format of the per-image timelines: mp4 or gif (default mp4)", "gif"),
+}
 
 
 class TrainCamOptionError(CamError, ValueError):
@@ -109,7 +120,7 @@ def _image_files(images: Any) -> tuple[str, ...]:
             files.append(str(p))
         else:
             raise TrainCamOptionError(
-                f"images: '{item}' is not an image file or a folder of images. Use a number (that many images of the "
+                f"images='{item}' is not an image file or a folder of images. Use a number (that many images of the "
                 "validation split), a folder, or a list of image files."
             )
     if not files:

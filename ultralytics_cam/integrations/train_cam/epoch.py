@@ -22,8 +22,11 @@ but not in the localisation scores, whose means are over the images that have a 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -157,10 +160,26 @@ def explain_epoch(
     predictor.setup_model(model=net, verbose=False)
     regions = {str(Path(p.path).resolve()): p.region for p in probes}
     scores = EpochScores()
-    for r in predictor(source=[p.path for p in probes], stream=True):
-        source = str(Path(r.path).resolve())
-        heatmap = r.cam.heatmap
-        scores.per_image[r.path] = image_scores(heatmap, regions.get(source), previous.get(source))
-        scores.images += 1
-        scores.predictions += len(r.cam)
+    with _without_results_saved():
+        for r in predictor(source=[p.path for p in probes], stream=True):
+            source = str(Path(r.path).resolve())
+            heatmap = r.cam.heatmap
+            scores.per_image[r.path] = image_scores(heatmap, regions.get(source), previous.get(source))
+            scores.images += 1
+            scores.predictions += len(r.cam)
     return scores
+
+
+@contextlib.contextmanager
+def _without_results_saved() -> Iterator[None]:
+    """Keep the predictor's "Results saved to ..." line out of the training's log (the callback says where)."""
+    from ultralytics.utils import LOGGER as ULTRALYTICS_LOGGER
+
+    def keep(record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Results saved to")
+
+    ULTRALYTICS_LOGGER.addFilter(keep)
+    try:
+        yield
+    finally:
+        ULTRALYTICS_LOGGER.removeFilter(keep)

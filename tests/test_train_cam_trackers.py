@@ -1,0 +1,185 @@
+"""CAMs during training reach the experiment trackers, and ``yolo-cam train`` runs it from the shell (issue 19).
+
+Ultralytics switches its logger integrations off under pytest (``TESTS_RUNNING``), so the training runs in a
+subprocess, outside pytest's detection, with TensorBoard, MLflow (a local file store) and W&B (offline) switched on in
+its own settings, and with both the training callback and the val failure hook (``during_training=True``). The tests
+read what each tracker stored back with the tracker's own reader or files.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import cli_env, model_file, require
+
+IMGSZ = 96
+TRACKERS = {"tensorboard": "tensorboard", "mlflow": "mlflow", "wandb": "wandb"}
+_HINT = 'the tracker tests need the [trackers] extra: pip install "ultralytics-cam[trackers]"'
+
+SCRIPT = """
+import sys
+from ultralytics import YOLO
+from ultralytics.utils import SETTINGS
+import ultralytics_cam
+
+SETTINGS.update({trackers})
+model = YOLO({model!r})
+ultralytics_cam.add_train_cam_callback(model, images=2, strict=True)
+ultralytics_cam.add_val_failure_hook(model, during_training=True, max_images=2)
+model.train(data={data!r}, epochs=2, imgsz={imgsz}, batch=8, nbs=8, workers=0, device="cpu", plots=False,
+            project={project!r}, name="run", exist_ok=True)
+"""
+
+
+def installed(name: str) -> bool:
+    return importlib.util.find_spec(name) is not None
+
+
+@pytest.fixture(scope="module")
+def tracked(tmp_path_factory, shapes):
+    """One 2-epoch training in a subprocess with every installed tracker on; returns (run folder, tmp folder)."""
+    tmp = tmp_path_factory.mktemp("trackers")
+    data = shapes.make_dataset("detect", tmp / "data", 16, 8, imgsz=IMGSZ)
+    on = {key: installed(module) for key, module in TRACKERS.items()}
+    script = tmp / "train.py"
+    script.write_text(
+        SCRIPT.format(
+            trackers=on, model=str(model_file("detect")), data=str(data), imgsz=IMGSZ, project=str(tmp / "runs")
+        ),
+        encoding="utf-8",
+    )
+    env = cli_env(tmp)
+    env.update(
+        WANDB_MODE="offline",
+        WANDB_SILENT="true",
+        MLFLOW_TRACKING_URI=(tmp / "mlruns").as_uri(),
+        MLFLOW_ALLOW_FILE_STORE="true",  # MLflow 3 keeps its file store only on request; the test reads it back
+    )
+    proc = subprocess.run(
+        [sys.executable, str(script)], check=False, cwd=tmp, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return tmp / "runs" / "run", tmp, proc.stdout + proc.stderr
+
+
+def test_tensorboard_has_every_epochs_overlays_scores_failures_and_the_grid(tracked):
+    require(installed("tensorboard"), _HINT)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run, _, _ = tracked
+    (events,) = run.glob("events.out.tfevents.*")  # Ultralytics' own writer: one file, the run it opened
+    acc = EventAccumulator(str(events), size_guidance={"images": 0, "scalars": 0})
+    acc.Reload()
+    probes = [Path(p).stem for p in json.loads((run / "cam" / "probes.json").read_text())["images"]]
+    images, scalars = acc.Tags()["images"], acc.Tags()["scalars"]
+    for stem in probes:
+        assert [e.step for e in acc.Images(f"cam/{stem}")] == [1, 2]  # each epoch's overlay, at its epoch
+    assert [e.step for e in acc.Scalars("cam/energy_in_gt")] == [1, 2]
+    assert {"cam/timeline", "cam/cam_metrics"} <= set(images)
+    # the val failure hook inside training: every epoch's validation, and the final validation of best.pt
+    assert [e.step for e in acc.Images("cam/failures/contact_sheet")] == [1, 2, 3]
+    assert "cam/failures/images" in scalars
+    assert "metrics/mAP50-95(B)" in scalars  # Ultralytics' own scalars are in the same file
+
+
+def test_mlflow_run_ultralytics_opened_has_the_images_and_timelines(tracked):
+    require(installed("mlflow"), _HINT)
+    run, tmp, _ = tracked
+    runs = [p.parent for p in (tmp / "mlruns").glob("*/*/meta.yaml") if (p.parent / "artifacts").exists()]
+    assert len(runs) == 1  # Ultralytics' run, never a second one
+    artifacts = runs[0] / "artifacts"
+    probes = sorted(Path(p).stem for p in json.loads((run / "cam" / "probes.json").read_text())["images"])
+    for epoch in (1, 2):
+        assert sorted(p.stem for p in (artifacts / "cam" / f"epoch_{epoch:03d}").glob("*.png")) == probes
+    assert sorted(p.stem for p in (artifacts / "cam" / "timeline").glob("*.mp4")) == probes
+    assert (artifacts / "cam" / "timeline.png").is_file()
+    assert (artifacts / "cam" / "failures" / "epoch_001" / "contact_sheet.jpg").is_file()
+    metric = runs[0] / "metrics" / "cam" / "energy_in_gt"  # the file store keeps one line per step
+    assert [int(line.split()[2]) for line in metric.read_text().splitlines()] == [1, 2]
+
+
+def test_wandb_offline_run_has_the_images_and_timelines(tracked):
+    require(installed("wandb"), _HINT)
+    run, _, _ = tracked
+    (offline,) = (run / "wandb").glob("offline-run-*")  # one run: Ultralytics'
+    media = offline / "files" / "media"
+    probes = sorted(Path(p).stem for p in json.loads((run / "cam" / "probes.json").read_text())["images"])
+    overlays = sorted(p.name.rsplit("_", 2)[0] for p in (media / "images" / "cam").glob("*.png"))
+    assert [s for s in overlays if s in probes] == sorted(probes * 2)  # each probe at both epochs
+    assert sorted(p.name.rsplit("_", 2)[0] for p in (media / "videos" / "cam" / "timeline").glob("*.mp4")) == probes
+    assert list((media / "images" / "cam" / "failures").glob("contact_sheet_*.jpg"))
+
+
+def test_nothing_went_wrong_in_the_trackers(tracked):
+    _, _, log = tracked
+    assert "could not log CAM images" not in log
+    assert "training CAM failed" not in log
+
+
+# -- the command line -------------------------------------------------------------------------------------------------
+def yolo_cam(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    exe = Path(sys.executable).with_name("yolo-cam")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "ultralytics_cam.cli"]
+    return subprocess.run(
+        cmd + args, check=False, cwd=cwd, env=cli_env(cwd), capture_output=True, text=True, timeout=600
+    )
+
+
+def test_yolo_cam_train_runs_ultralytics_training_with_the_callback(tmp_path, shapes):
+    data = shapes.make_dataset("detect", tmp_path / "data", 16, 6, imgsz=IMGSZ)
+    args = [
+        "train",
+        f"model={model_file('detect')}",
+        f"data={data}",
+        "epochs=2",
+        f"imgsz={IMGSZ}",
+        "batch=8",
+        "workers=0",
+        "device=cpu",
+        "plots=False",
+        "cam_images=2",
+        "cam_every=2",
+        "cam_timeline=gif",
+        "method=LayerCAM",
+        "name=cli",
+    ]
+    proc = yolo_cam(args, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = tmp_path / "runs" / "detect" / "cli"
+    assert (run / "results.csv").is_file()  # Ultralytics' own training folder and files
+    assert [p.name for p in sorted((run / "cam").glob("epoch_*"))] in (["epoch_002"], ["epoch_001", "epoch_002"])
+    summary = json.loads((run / "cam" / "epoch_002" / "summary.json").read_text())
+    assert summary["settings"]["cam"]["method"] == "LayerCAM"
+    assert len(list((run / "cam" / "timeline").glob("*.gif"))) == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["cam_evry=2"], "Did you mean 'cam_every'"),
+        (["cam_every=0"], "cam_every=0 is not valid"),
+        (["cam_timeline=avi"], "mp4 or gif"),
+        (["method=NoSuchCAM"], "NoSuchCAM"),
+        ([], "'data' is missing"),
+    ],
+)
+def test_yolo_cam_train_usage_errors(args, words, capsys):
+    from ultralytics_cam.cli import EXIT_USAGE, main
+
+    code = main(["train", f"model={model_file('detect')}", *(["data=d.yaml"] if args else []), *args])
+    assert code == EXIT_USAGE
+    assert words in capsys.readouterr().err
+
+
+def test_yolo_cam_train_help_lists_the_training_keys(capsys):
+    from ultralytics_cam.cli import main
+
+    assert main(["train", "help"]) == 0
+    out = capsys.readouterr().out
+    assert all(k in out for k in ("cam_images=", "cam_every=", "cam_conf=", "cam_timeline=", "epochs=", "resume="))
