@@ -8,6 +8,7 @@ read what each tracker stored back with the tracker's own reader or files.
 
 from __future__ import annotations
 
+import collections
 import importlib.util
 import json
 import subprocess
@@ -19,7 +20,8 @@ import pytest
 from conftest import cli_env, model_file, require
 
 IMGSZ = 96
-TRACKERS = {"tensorboard": "tensorboard", "mlflow": "mlflow", "wandb": "wandb"}
+#: Ultralytics' setting -> the client module. ClearML trains in a run of its own (test_clearml_...).
+TRACKERS = {"tensorboard": "tensorboard", "mlflow": "mlflow", "wandb": "wandb", "comet": "comet_ml"}
 _HINT = 'the tracker tests need the [trackers] extra: pip install "ultralytics-cam[trackers]"'
 
 SCRIPT = """
@@ -28,11 +30,11 @@ from ultralytics import YOLO
 from ultralytics.utils import SETTINGS
 import ultralytics_cam
 
-SETTINGS.update({trackers})
+SETTINGS.update({{**{{k: False for k in ("clearml", "comet", "dvc", "mlflow", "tensorboard", "wandb")}}, **{trackers}}})
 model = YOLO({model!r})
-ultralytics_cam.add_train_cam_callback(model, images=2, strict=True)
+ultralytics_cam.add_train_cam_callback(model, images={probes}, strict=True)
 ultralytics_cam.add_val_failure_hook(model, during_training=True, max_images=2)
-model.train(data={data!r}, epochs=2, imgsz={imgsz}, batch=8, nbs=8, workers=0, device="cpu", plots=False,
+model.train(data={data!r}, epochs={epochs}, imgsz={imgsz}, batch=8, nbs=8, workers=0, device="cpu", plots=False,
             project={project!r}, name="run", exist_ok=True)
 """
 
@@ -41,31 +43,51 @@ def installed(name: str) -> bool:
     return importlib.util.find_spec(name) is not None
 
 
-@pytest.fixture(scope="module")
-def tracked(tmp_path_factory, shapes):
-    """One 2-epoch training in a subprocess with every installed tracker on; returns (run folder, tmp folder)."""
-    tmp = tmp_path_factory.mktemp("trackers")
-    data = shapes.make_dataset("detect", tmp / "data", 16, 8, imgsz=IMGSZ)
-    on = {key: installed(module) for key, module in TRACKERS.items()}
+def run_script(tmp: Path, trackers: dict[str, bool], env: dict[str, str], probes: int = 2, epochs: int = 2) -> str:
+    """Train (``SCRIPT``) in a subprocess with these trackers on; return its output."""
+    data = tmp / "data" / "data.yaml"
+    if not data.is_file():
+        import synthetic_shapes
+
+        synthetic_shapes.make_dataset("detect", tmp / "data", 16, 8, imgsz=IMGSZ)
     script = tmp / "train.py"
     script.write_text(
         SCRIPT.format(
-            trackers=on, model=str(model_file("detect")), data=str(data), imgsz=IMGSZ, project=str(tmp / "runs")
+            trackers=trackers,
+            model=str(model_file("detect")),
+            data=str(data),
+            imgsz=IMGSZ,
+            project=str(tmp / "runs"),
+            probes=probes,
+            epochs=epochs,
         ),
         encoding="utf-8",
     )
+    proc = subprocess.run(
+        [sys.executable, str(script)], check=False, cwd=tmp, env=env, capture_output=True, text=True, timeout=600
+    )
+    return f"exit code {proc.returncode}\n{proc.stdout}{proc.stderr}"
+
+
+@pytest.fixture(scope="module")
+def tracked(tmp_path_factory):
+    """One 2-epoch training in a subprocess with every installed tracker on; returns (run folder, tmp folder, log)."""
+    tmp = tmp_path_factory.mktemp("trackers")
     env = cli_env(tmp)
     env.update(
         WANDB_MODE="offline",
         WANDB_SILENT="true",
         MLFLOW_TRACKING_URI=(tmp / "mlruns").as_uri(),
         MLFLOW_ALLOW_FILE_STORE="true",  # MLflow 3 keeps its file store only on request; the test reads it back
+        COMET_START_ONLINE="0",  # an OfflineExperiment: a zip in COMET_OFFLINE_DIRECTORY
+        COMET_OFFLINE_DIRECTORY=str(tmp / "comet"),
+        # Comet patches MLflow when both are installed (its "auto logging"): it would mirror every MLflow call into
+        # Comet and start an experiment of its own per MLflow run. Off: only what is logged to Comet counts here.
+        COMET_DISABLE_AUTO_LOGGING="1",
     )
-    proc = subprocess.run(
-        [sys.executable, str(script)], check=False, cwd=tmp, env=env, capture_output=True, text=True, timeout=600
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return tmp / "runs" / "run", tmp, proc.stdout + proc.stderr
+    log = run_script(tmp, {key: installed(module) for key, module in TRACKERS.items()}, env)
+    assert log.startswith("exit code 0"), log[-3000:]
+    return tmp / "runs" / "run", tmp, log
 
 
 def test_tensorboard_has_every_epochs_overlays_scores_failures_and_the_grid(tracked):
@@ -114,6 +136,54 @@ def test_wandb_offline_run_has_the_images_and_timelines(tracked):
     assert [s for s in overlays if s in probes] == sorted(probes * 2)  # each probe at both epochs
     assert sorted(p.name.rsplit("_", 2)[0] for p in (media / "videos" / "cam" / "timeline").glob("*.mp4")) == probes
     assert list((media / "images" / "cam" / "failures").glob("contact_sheet_*.jpg"))
+
+
+def test_comet_offline_experiment_has_the_images_and_files(tracked):
+    require(installed("comet_ml"), _HINT)
+    import zipfile
+
+    _, tmp, _ = tracked
+    (archive,) = (tmp / "comet").glob("*.zip")  # one OfflineExperiment: the one Ultralytics started
+    with zipfile.ZipFile(archive) as z:
+        messages = [json.loads(line) for line in z.read("messages.json").decode().splitlines()]
+    uploads = [m["payload"] for m in messages if m.get("type") == "file_upload"]
+    logged = collections.Counter(
+        (u["upload_type"], u["additional_params"].get("figName") or u["additional_params"].get("fileName"))
+        for u in uploads
+    )
+    probes = [Path(p).stem for p in json.loads((tmp / "runs" / "run" / "cam" / "probes.json").read_text())["images"]]
+    for stem in probes:
+        assert logged["visualization", f"cam/{stem}"] == 2  # each epoch
+        assert logged["asset", f"cam/timeline/{stem}.mp4"] == 1
+    assert logged["visualization", "cam/failures/contact_sheet"] == 3  # 2 epochs' validations and the final one
+    assert logged["asset", "cam/timeline.png"] == logged["asset", "cam/cam_metrics.csv"] == 1
+    metrics = [m["payload"] for m in messages if m.get("type") == "metric_msg"]
+    assert any("cam/energy_in_gt" in json.dumps(p) for p in metrics)
+
+
+def test_clearml_offline_session_has_the_images_scores_and_files(tmp_path):
+    """ClearML in offline mode, a run of its own: its Ultralytics integration fails at the end of an offline run.
+
+    Ultralytics' ClearML ``on_train_end`` calls ``task.update_output_model``, which raises ``AttributeError:
+    'DummyModel' object has no attribute 'locked'`` in ClearML's offline mode (clearml 2.1.12), so that training
+    ends with an error after our images are logged; the test checks the error is exactly that one.
+    """
+    require(installed("clearml"), _HINT)
+    env = cli_env(tmp_path)
+    env.update(CLEARML_OFFLINE_MODE="1", HOME=str(tmp_path / "home"))  # the offline session goes under ~/.clearml
+    log = run_script(tmp_path, {"clearml": True}, env, probes=1, epochs=1)
+    if not log.startswith("exit code 0"):
+        assert "ultralytics/utils/callbacks/clearml.py" in log and "'DummyModel' object has no attribute" in log, log
+    (session,) = (tmp_path / "home" / ".clearml" / "cache" / "offline").glob("offline-*/")
+    events = [json.loads(line) for line in (session / "metrics.jsonl").read_text().splitlines()]
+    events = [e for line in events for e in (line if isinstance(line, list) else [line])]
+    images = {(e["metric"], e["variant"]) for e in events if e.get("type") == "training_debug_image"}
+    stem = Path(json.loads(next((tmp_path / "runs").glob("*/cam/probes.json")).read_text())["images"][0]).stem
+    assert ("cam", stem) in images
+    assert ("cam/failures", "contact_sheet") in images
+    assert any(e.get("metric") == "cam" and e.get("variant") == "energy_in_gt" for e in events)
+    artifacts = json.loads((session / "task.json").read_text())["execution"]["artifacts"]
+    assert {"cam/timeline.png", f"cam/timeline/{stem}.mp4"} <= {a["key"] for a in artifacts}
 
 
 def test_nothing_went_wrong_in_the_trackers(tracked):
