@@ -194,11 +194,17 @@ def test_nothing_went_wrong_in_the_trackers(tracked):
 
 # -- the command line -------------------------------------------------------------------------------------------------
 def yolo_cam(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``yolo-cam`` in ``cwd`` with every tracker off (an installed one would try to reach its server)."""
+    from ultralytics.utils import SettingsManager
+
+    env = cli_env(cwd)
+    settings = Path(env["YOLO_CONFIG_DIR"]) / "Ultralytics" / "settings.json"
+    SettingsManager(file=settings).update(
+        dict.fromkeys(("clearml", "comet", "dvc", "mlflow", "tensorboard", "wandb"), False)
+    )
     exe = Path(sys.executable).with_name("yolo-cam")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "ultralytics_cam.cli"]
-    return subprocess.run(
-        cmd + args, check=False, cwd=cwd, env=cli_env(cwd), capture_output=True, text=True, timeout=600
-    )
+    return subprocess.run(cmd + args, check=False, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
 def test_yolo_cam_train_runs_ultralytics_training_with_the_callback(tmp_path, shapes):
