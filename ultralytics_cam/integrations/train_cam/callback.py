@@ -314,10 +314,12 @@ class _TrainRun:
     # -- lifecycle -----------------------------------------------------------------------------------------------
     def start(self) -> None:
         """Pick (or read back) the probes; forget the epochs a resumed run trains again."""
-        from .probes import load_or_choose
+        from .probes import PROBES_FILE, load_or_choose
         from .timeline import drop_records
 
         t = self.trainer
+        if not getattr(t, "resume", False):  # a new training into an old folder (exist_ok): choose the probes again
+            (self.cam_dir / PROBES_FILE).unlink(missing_ok=True)
         dropped = drop_records(self.cam_dir, int(t.start_epoch))
         if dropped:
             LOGGER.info(f"{PREFIX}resuming at epoch {t.start_epoch + 1}: epochs {dropped} will be explained again")
