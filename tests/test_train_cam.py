@@ -214,8 +214,8 @@ def test_a_failing_callback_is_logged_once_and_training_goes_on_unchanged(
     assert results(run) == results(plain_run[0])
 
 
-def test_every_n_epochs_then_the_last_and_the_best(data, tmp_path):
-    run, _ = train(data, tmp_path, "every", {"images": 2, "every": 2, "strict": True})
+def test_every_n_epochs_then_the_last_and_the_best_as_gif_timelines(data, tmp_path):
+    run, _ = train(data, tmp_path, "every", {"images": 2, "every": 2, "timeline": "gif", "strict": True})
     records = [json.loads(line) for line in (run / "cam" / "epochs.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records] == [1, 2, 3]  # every epoch is recorded ...
     best = max(r["epoch"] for r in records if r["new_best"])
@@ -223,6 +223,9 @@ def test_every_n_epochs_then_the_last_and_the_best(data, tmp_path):
     assert explained == {2, 3} | {best}  # ... the 2nd, the last and the best are explained
     assert [int(r["epoch"]) for r in cam_rows(run)] == sorted(explained)
     assert sum(int(r["best"]) for r in cam_rows(run)) == 1
+    videos = sorted((run / "cam" / "timeline").glob("*"))
+    assert [v.suffix for v in videos] == [".gif", ".gif"]
+    assert [frames(v) for v in videos] == [len(explained)] * 2  # a frame per explained epoch
 
 
 class _StopError(Exception):
@@ -257,13 +260,6 @@ def test_a_stopped_training_keeps_its_epochs_and_resume_continues_the_timeline(d
     assert rows[2]["change"] != ""  # epoch 3 compared with epoch 2, written before the interruption
 
 
-def test_gif_timelines(data, tmp_path):
-    run, _ = train(data, tmp_path, "gif", {"images": 1, "timeline": "gif", "strict": True}, epochs=2)
-    (video,) = (run / "cam" / "timeline").glob("*")
-    assert video.suffix == ".gif"
-    assert frames(video) == 2
-
-
 # -- every task --------------------------------------------------------------------------------------------------------
 TASK_DATA = {"segment": 96, "pose": 96, "obb": 96, "classify": 64, "semantic": 96, "depth": 96}
 
@@ -272,7 +268,7 @@ TASK_DATA = {"segment": 96, "pose": 96, "obb": 96, "classify": 64, "semantic": 9
 @pytest.mark.parametrize("task", list(TASK_DATA))
 def test_every_task_trains_with_the_callback(task, shapes, tmp_path):
     imgsz = TASK_DATA[task]
-    data = shapes.make_dataset(task, tmp_path / "data", 16, 6, imgsz=imgsz)
+    data = shapes.make_dataset(task, tmp_path / "data", 12, 4, imgsz=imgsz)
     model = YOLO(str(model_file(task)))
     add_train_cam_callback(model, images=2, strict=True)
     args = {**TRAIN, "imgsz": imgsz}

@@ -50,8 +50,10 @@ TIMELINE_DIR = "timeline"
 GRID_NAME = "timeline.png"
 #: Frames per second of the timelines: each epoch shows for half a second.
 FPS = 2
-#: Longest side of a timeline frame, in pixels (larger images are scaled down; the epoch folders keep full size).
+#: Longest side of a timeline frame, in pixels: larger images are scaled down (the epoch folders keep full size),
+#: smaller ones up, so that the caption fits.
 MAX_FRAME_SIDE = 640
+MIN_FRAME_SIDE = 320
 #: Epoch columns of the grid (evenly spaced, first and last included, plus the best epoch).
 GRID_EPOCHS = 6
 GRID_TILE_HEIGHT = 160
@@ -252,10 +254,11 @@ def _caption(epoch: int, record: dict[str, Any] | None) -> list[str]:
     return lines
 
 
-def _fit(image: np.ndarray, max_side: int) -> np.ndarray:
+def _fit(image: np.ndarray, max_side: int, min_side: int = MIN_FRAME_SIDE) -> np.ndarray:
+    """``image`` scaled so that its longer side is between ``min_side`` and ``max_side``."""
     h, w = image.shape[:2]
-    s = max_side / max(h, w)
-    return image if s >= 1 else _resize(image, (max(1, round(h * s)), max(1, round(w * s))))
+    s = min(max_side / max(h, w), max(1.0, min_side / max(h, w)))
+    return image if s == 1 else _resize(image, (max(1, round(h * s)), max(1, round(w * s))))
 
 
 def write_timelines(
