@@ -40,6 +40,7 @@ __all__ = [
     "headline",
     "read_records",
     "summarise",
+    "timeline_frames",
     "write_record",
 ]
 
@@ -265,24 +266,38 @@ def write_timelines(
     folder: Path, frames: dict[str, dict[int, Path]], records: dict[int, dict[str, Any]], fmt: str
 ) -> list[Path]:
     """One video (``mp4``, OpenCV's ``mp4v``) or animated GIF per probe image: its overlay per epoch, captioned."""
-    from ultralytics.utils.patches import imread
-
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for name, by_epoch in frames.items():
-        images = []
-        for epoch, path in by_epoch.items():
-            im = imread(str(path))
-            if im is not None:
-                images.append(_label(_fit(im, MAX_FRAME_SIDE), _caption(epoch, records.get(epoch))))
+        images = [im for _, im in _captioned(by_epoch, records)]
         if not images:
             continue
-        size = images[0].shape[:2]
-        images = [im if im.shape[:2] == size else _resize(im, size) for im in images]
         path = folder / f"{name}.{fmt}"
         (_write_gif if fmt == "gif" else _write_mp4)(path, images)
         written.append(path)
     return written
+
+
+def _captioned(by_epoch: dict[int, Path], records: dict[int, dict[str, Any]]) -> list[tuple[int, np.ndarray]]:
+    """The frames of one image's timeline, (epoch, BGR image) in epoch order, all of the first frame's size."""
+    from ultralytics.utils.patches import imread
+
+    out: list[tuple[int, np.ndarray]] = []
+    for epoch, path in by_epoch.items():
+        im = imread(str(path))
+        if im is not None:
+            frame = _label(_fit(im, MAX_FRAME_SIDE), _caption(epoch, records.get(epoch)))
+            out.append((epoch, frame if not out or frame.shape == out[0][1].shape else _resize(frame, out[0][1].shape)))
+    return out
+
+
+def timeline_frames(save_dir: str | Path) -> dict[str, list[tuple[int, np.ndarray]]]:
+    """The frames the timelines of a training run show, lossless: ``{image: [(epoch, BGR image), ...]}``."""
+    cam_dir = Path(save_dir) / "cam"
+    best = best_epoch(read_records(cam_dir))
+    records = {e: {**r, "best": e == best} for e, r in read_records(cam_dir).items() if r.get("explained")}
+    epochs = {e: f for e, f in explained_epochs(cam_dir).items() if e in records}
+    return {name: _captioned(by_epoch, records) for name, by_epoch in _frames(epochs).items()}
 
 
 def _resize(image: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
