@@ -1,4 +1,4 @@
-"""What the predict callbacks and the val hook share (ultralytics_cam.integrations.base): kinds, removal, the guard."""
+"""What the integrations share (ultralytics_cam.integrations.base): kinds, removal, the guard."""
 
 from __future__ import annotations
 
@@ -6,7 +6,14 @@ import logging
 
 import pytest
 
-from ultralytics_cam import add_cam_callbacks, add_val_failure_hook, remove_cam_callbacks, remove_val_failure_hook
+from ultralytics_cam import (
+    add_cam_callbacks,
+    add_train_cam_callback,
+    add_val_failure_hook,
+    remove_cam_callbacks,
+    remove_train_cam_callback,
+    remove_val_failure_hook,
+)
 from ultralytics_cam._logging import LOGGER
 from ultralytics_cam.integrations.base import Guard
 
@@ -22,11 +29,17 @@ def test_each_integration_removes_only_its_own_callbacks():
     before = {event: list(fns) for event, fns in model.callbacks.items()}
     add_cam_callbacks(model, method="GradCAM")
     add_val_failure_hook(model)
+    add_train_cam_callback(model)
     predict = ["on_predict_batch_end", "on_predict_end", "on_predict_start"]
-    assert _ours(model) == sorted([*predict, "on_val_end", "on_val_start"])
+    val = ["on_fit_epoch_end", "on_val_end", "on_val_start"]  # on_fit_epoch_end: its images to the trackers
+    train = ["on_fit_epoch_end", "on_pretrain_routine_end", "on_pretrain_routine_start", "on_train_end"]
+    train += ["on_train_epoch_end", "teardown"]
+    assert _ours(model) == sorted([*predict, *val, *train])
 
     remove_cam_callbacks(model)
-    assert _ours(model) == ["on_val_end", "on_val_start"]  # the val hook stays
+    assert _ours(model) == sorted([*val, *train])  # the val hook and the training callback stay
+    remove_train_cam_callback(model)
+    assert _ours(model) == val
     add_cam_callbacks(model, method="GradCAM")
     remove_val_failure_hook(model)
     assert _ours(model) == predict  # and the predict callbacks stay

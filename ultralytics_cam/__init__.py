@@ -19,6 +19,7 @@ from .config import CAM_DEFAULTS, CamConfig
 from .errors import CamError, LayerError, MethodError, PluginError, TargetError, UnsupportedModelError
 from .integrations.model_patch import install, is_installed, uninstall
 from .integrations.predict_callbacks import add_cam_callbacks, remove_cam_callbacks
+from .integrations.train_cam import add_train_cam_callback, remove_train_cam_callback
 from .integrations.val_hook import add_val_failure_hook, remove_val_failure_hook
 from .methods.base import CamMethod, LayerContext, MethodSpec
 from .plugins.hookspecs import hookimpl
@@ -42,6 +43,7 @@ __all__ = [
     "UnsupportedModelError",
     "__version__",
     "add_cam_callbacks",
+    "add_train_cam_callback",
     "add_val_failure_hook",
     "cam",
     "compare",
@@ -50,6 +52,7 @@ __all__ = [
     "install",
     "is_installed",
     "remove_cam_callbacks",
+    "remove_train_cam_callback",
     "remove_val_failure_hook",
     "uninstall",
 ]

@@ -654,6 +654,41 @@ def _val(cmd: Command) -> int:
     return EXIT_OK
 
 
+def _train_keys() -> list[str]:
+    from .integrations.train_cam import CLI_KEYS
+
+    return [*CLI_KEYS, *_all_keys()]
+
+
+def _train(cmd: Command) -> int:
+    """``yolo-cam train``: Ultralytics' training with the training CAM callback; every ``yolo train`` key works."""
+    from .errors import CamError
+    from .integrations.train_cam import CLI_KEYS, add_train_cam_callback
+
+    args = dict(cmd.args)
+    options = {CLI_KEYS[k][0]: args.pop(k) for k in list(args) if k in CLI_KEYS}
+    cam, ult = check_values(Command(cmd.mode, cmd.task, args))
+    if ult.get("data") is None and not ult.get("resume"):
+        raise UsageError("'data' is missing: yolo-cam train needs data=path/to/data.yaml (or resume=True).")
+    model_name = ult.pop("model", None) or _ultralytics_keys().get("model") or "yolo26n.pt"
+    check_project(ult.get("project"))
+    model = load_model(model_name, cmd.task, default="model" not in cmd.args)
+    if isinstance(options.get("images"), str) and "," in options["images"]:
+        options["images"] = [p.strip() for p in options["images"].split(",") if p.strip()]
+    try:
+        add_train_cam_callback(model, **options, **cam)
+    except (CamError, ValueError, TypeError) as e:
+        message = str(e)
+        for key, (option, *_) in CLI_KEYS.items():  # name the key the user typed: cam_every=0, not every=0
+            message = message.replace(f"{option}=", f"{key}=") if key in cmd.args else message
+        raise UsageError(message) from e
+    try:
+        model.train(**ult)
+    except Exception as e:
+        raise RunError(f"the training failed: {type(e).__name__}: {e}") from e
+    return EXIT_OK
+
+
 def _eval(cmd: Command) -> int:
     """``yolo-cam eval``: rank methods x layer sets on a sample of the user's images; print the table."""
     from .errors import CamError
@@ -808,6 +843,14 @@ MODE_SPECS: dict[str, ModeSpec] = {
             run=_val,
             help=listings.val_help,
             keys=_val_keys,
+        ),
+        ModeSpec(
+            "train",
+            "train as 'yolo train' does; per epoch, the model explains fixed probe images: timelines, trackers",
+            "model=yolo11n.pt data=data.yaml epochs=50 cam_images=8 cam_every=1",
+            run=_train,
+            help=listings.train_help,
+            keys=_train_keys,
         ),
         ModeSpec(
             "demo",

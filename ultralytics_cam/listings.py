@@ -250,6 +250,31 @@ def val_help() -> str:
     return "\n".join(lines)
 
 
+def train_help() -> str:
+    """Return ``yolo-cam train help``."""
+    from .config import CAM_DEFAULTS
+    from .integrations.train_cam import CLI_KEYS
+
+    lines = [
+        "yolo-cam train model=MODEL data=DATA.yaml [key=value ...]",
+        "",
+        "Runs Ultralytics' training; at the end of chosen epochs the EMA model that validation just scored explains",
+        "fixed probe images. In the training folder: cam/epoch_<NNN>/ (the 'yolo-cam predict' layout per epoch),",
+        "cam/timeline/<image>.mp4, cam/timeline.png, cam_metrics.csv and cam_metrics.png; the images also go to the",
+        "trackers Ultralytics logs to (tensorboard, mlflow, wandb, clearml, comet, dvc). resume=True continues.",
+        "",
+        "Training CAM keys:",
+    ]
+    lines += [_key_line(k, "", text, ex) for k, (_, text, ex) in CLI_KEYS.items()]
+    lines += [
+        _key_line(k, CAM_DEFAULTS[k], *CAM_KEY_HELP[k]) for k in CAM_DEFAULTS if k in CAM_KEY_HELP and k != "region"
+    ]
+    lines += ["", "Ultralytics keys (names, defaults and checks of 'yolo train'):"]
+    lines += _ultralytics_lines(["model", "data", "epochs", "imgsz", "batch", "device", "resume", "project", "name"])
+    lines += ["", "Every other 'yolo train' key is accepted and passed on to Ultralytics."]
+    return "\n".join(lines)
+
+
 #: ``yolo-cam eval`` keys: description and example.
 EVAL_KEY_HELP: dict[str, tuple[str, str]] = {
     "model": ("the model to evaluate (.pt)", "best.pt"),

@@ -50,8 +50,9 @@ __all__ = [
 
 _KIND = "val"  # our callbacks' kind (integrations.base): removing the hook leaves the predict callbacks
 _RUN_ATTR = "_ultralytics_cam_failures"  # the run state on the validator instance
+_WRITTEN_ATTR = "_ultralytics_cam_failures_written"  # a finished report, waiting for the trainer's on_fit_epoch_end
 _FOLDER = "cam_failures"
-_EVENTS = ("on_val_start", "on_val_end")
+_EVENTS = ("on_val_start", "on_val_end", "on_fit_epoch_end")
 
 
 class FailureOptionError(CamError, ValueError):
@@ -197,10 +198,25 @@ def val_failure_callbacks(options: FailureOptions) -> Callbacks:
         if run is not None:
             try:
                 run.guard(None, run.finish)
+                if run.report is not None:  # for on_fit_epoch_end, when this validation ran inside a training
+                    validator.__dict__[_WRITTEN_ATTR] = run.report
             finally:
                 run.uninstall()
 
-    return mark({"on_val_start": on_val_start, "on_val_end": on_val_end}, _KIND)
+    def on_fit_epoch_end(trainer: Any) -> None:
+        """A trainer event (trainers run the model's callbacks too): send this epoch's failures to the trackers."""
+        report = getattr(trainer, "validator", None) and trainer.validator.__dict__.pop(_WRITTEN_ATTR, None)
+        if report is not None:
+            from ..trackers import Trackers
+
+            sheet = report.folder / "contact_sheet.jpg"
+            step = int(trainer.epoch) + 1  # the step Ultralytics' loggers give this validation's metrics
+            trackers = Trackers.of(trainer)
+            trackers.images({"cam/failures/contact_sheet": sheet} if sheet.is_file() else {}, step)
+            trackers.scalars({"cam/failures/images": float(len(report.cases))}, step)
+
+    events = {"on_val_start": on_val_start, "on_val_end": on_val_end, "on_fit_epoch_end": on_fit_epoch_end}
+    return mark(events, _KIND)
 
 
 class _FailureRun:
