@@ -33,6 +33,7 @@ import zipfile
 from pathlib import Path
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
+os.environ.setdefault("YOLO_VERBOSE", "False")  # Ultralytics logs to stdout, which is for the two paths
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # draw.py, when run as a script from anywhere
@@ -114,7 +115,10 @@ def yolo_lines(boxes, names: list[str], size: int) -> list[str]:
 def build_dataset(out: Path, model_path: Path, opts: DrawOptions, limit: int | None = None) -> Path:
     """``out/<options>/data.yaml`` and its images and labels, built unless a matching one exists."""
     smiles = read_smiles()[:limit]
+    from rdkit import rdBase
+
     manifest = {
+        "rdkit": rdBase.rdkitVersion,  # its drawer's layout changes between releases
         "options": dataclasses.asdict(opts),
         "smiles_sha256": hashlib.sha256("\n".join(smiles).encode()).hexdigest(),
     }
@@ -123,6 +127,7 @@ def build_dataset(out: Path, model_path: Path, opts: DrawOptions, limit: int | N
         log(f"dataset: {root} (present, same options and molecules)")
         return root / "data.yaml"
     names = class_names(model_path)
+    out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=root.name + ".", dir=out))
     skipped = 0
     counts: dict[str, int] = {}
