@@ -114,10 +114,15 @@ def _extent(points: list[tuple[float, float]], pad: float = 0.0) -> tuple[float,
     return min(xs) - pad, min(ys) - pad, max(xs) + pad, max(ys) + pad
 
 
+def prepared_drawer(smiles: str, opts: DrawOptions):
+    """The molecule as drawn and the finished SVG drawer (``GetDrawCoords`` gives an atom's drawn position)."""
+    mol = _prepared(smiles, opts)
+    return mol, _drawer("svg", opts, mol)
+
+
 def draw(smiles: str, opts: DrawOptions) -> Drawing:
     """Draw ``smiles`` with ``opts``: the PNG and a box per drawn bond and per atom-label glyph group."""
-    mol = _prepared(smiles, opts)
-    svg_drawer = _drawer("svg", opts, mol)
+    mol, svg_drawer = prepared_drawer(smiles, opts)
     svg = svg_drawer.GetDrawingText()
     png = _drawer("png", opts, mol).GetDrawingText()
     drawing = Drawing(png=png)
