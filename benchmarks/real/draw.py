@@ -36,7 +36,7 @@ class DrawOptions:
     """The drawing options that matter to the model; each was chosen by measurement (README.md)."""
 
     size: int = 640  #: canvas width and height in pixels
-    bond_length: float = 55.0  #: RDKit's fixedBondLength (pixels per bond, shrunk when the molecule would not fit)
+    bond_length: float = 55.0  #: RDKit's fixedBondLength: pixels per unit of its 2D coordinates (a bond is 1.5)
     line_width: float = 2.0  #: bondLineWidth
     font_scale: float = 1.5  #: multiplies RDKit's baseFontSize
     bw: bool = True  #: black-and-white atom palette (the model misses coloured N)

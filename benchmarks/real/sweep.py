@@ -33,9 +33,9 @@ ROWS: list[tuple[str, dict]] = [
     ("bond min side 0.35", {"bond_min_side": 0.35}),
     ("glyph pad 0.12", {"glyph_pad": 0.12}),
     # the drawing
-    ("bond length 30 px", {"bond_length": 30.0}),
-    ("bond length 40 px", {"bond_length": 40.0}),
-    ("bond length 70 px", {"bond_length": 70.0}),
+    ("fixedBondLength 30", {"bond_length": 30.0}),
+    ("fixedBondLength 40", {"bond_length": 40.0}),
+    ("fixedBondLength 70", {"bond_length": 70.0}),
     ("font scale 1.0 (RDKit's default)", {"font_scale": 1.0}),
     ("font scale 1.25", {"font_scale": 1.25}),
     ("font scale 1.75", {"font_scale": 1.75}),
