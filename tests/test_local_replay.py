@@ -220,3 +220,34 @@ def test_no_method_on_the_default_path_records_an_autograd_graph(method, assets,
     assert r.cam.path == ("local" if method == "HiResCAM" else "forward")
     assert seen and not any(f.graph for f in seen)
     assert not any(a.requires_grad for f in seen for a in f.acts)
+
+
+@pytest.mark.parametrize("method", ["HiResCAM", "LayerCAM", "GradCAM", "XGradCAM"])
+def test_local_layer_map_asks_the_context_for_row_positions_not_image_indices(method):
+    """A level whose only prediction is in image 2 of a batch: ``context(b, rows)`` takes positions in the level's
+    rows. The window methods passed the image index instead, which read past the rows (IndexError in ``yolo-cam
+    eval`` on a real model, issue 18)."""
+    from ultralytics_cam.methods import gradcam
+    from ultralytics_cam.methods.base import LayerContext, LocalGradients
+
+    k, c = 5, 4
+    gen = torch.Generator().manual_seed(0)
+    local = LocalGradients(
+        acts=torch.rand(3, c, 8, 8, generator=gen),
+        image=torch.tensor([2]),
+        windows=torch.rand(1, c, k, k, generator=gen),
+        grads=torch.rand(1, c, k, k, generator=gen),
+        inside=torch.ones(1, 1, k, k),
+        ys=torch.tensor([3]),
+        xs=torch.tensor([3]),
+    )
+    asked = []
+
+    def context(b: int, rows: torch.Tensor) -> LayerContext:
+        asked.append((b, rows.tolist()))
+        assert all(0 <= r < len(local.image) for r in rows.tolist()), f"rows {rows.tolist()} for {len(local.image)}"
+        return LayerContext(image=torch.zeros(1, 3, 32, 32), selection=None, layer=0)  # type: ignore[arg-type]
+
+    maps = getattr(gradcam, method)().local_layer_map(local, context)
+    assert asked and all(b == 2 for b, _ in asked)
+    assert maps.shape == (1, 8, 8) and float(maps.abs().sum()) > 0

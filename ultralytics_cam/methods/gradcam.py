@@ -58,6 +58,15 @@ def _np(t: torch.Tensor, bits: int = 32) -> np.ndarray:
     return (t.double() if bits == 64 else t.float()).numpy()
 
 
+def _first_context(local: LocalGradients, context: Callable[[int, torch.Tensor], LayerContext]) -> LayerContext:
+    """The context of the level's first prediction: row 0 of ``local``, which belongs to image ``local.image[0]``.
+
+    (``context`` takes row positions in ``local``, not image indices: passing the image index read past the level's
+    rows whenever the first prediction of a level came from image b >= that level's number of predictions.)
+    """
+    return context(int(local.image[0]), torch.zeros(1, dtype=torch.long, device=local.image.device))
+
+
 class _WeightsMethod(CamMethod):
     """A method that weights each channel: map = sum_c w[n, c] * A[c] (grad-cam's ``get_cam_weights``)."""
 
@@ -92,7 +101,7 @@ class _WeightsMethod(CamMethod):
         self, local: LocalGradients, context: Callable[[int, torch.Tensor], LayerContext]
     ) -> torch.Tensor:
         """Weights from the windows, then the channel sum over each image's whole map (one einsum per image)."""
-        if context(int(local.image[0]), local.image[:1]).eigen_smooth:
+        if _first_context(local, context).eigen_smooth:
             return super().local_layer_map(local, context)  # projects (m, C, h, w) weighted maps: the dense route
         sums = local.acts.double().sum((2, 3))[local.image]  # (m, C), in float64 as the dense route's weights
         double = LocalGradients(
@@ -184,7 +193,7 @@ class _ImageMethod(CamMethod):
         self, local: LocalGradients, context: Callable[[int, torch.Tensor], LayerContext]
     ) -> torch.Tensor:
         """The channel sum of the weighted window, placed on the map: zero elsewhere, where the gradient is zero."""
-        if context(int(local.image[0]), local.image[:1]).eigen_smooth:
+        if _first_context(local, context).eigen_smooth:
             return super().local_layer_map(local, context)
         return local.place(self.weighted(local.windows, local.grads).sum(1))
 
