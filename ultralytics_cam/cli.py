@@ -532,14 +532,28 @@ def _failure(predictor: Any, e: Exception) -> str:
 def _what_exists(predictor: Any) -> str:
     """Say what the run left on disk, from what is there (never claim a folder or file that was not created)."""
     run, save_dir = predictor.cam_run, Path(predictor.save_dir)
-    if run is None or not save_dir.is_dir():
+    if not save_dir.is_dir():
         return "Nothing was written."
+    if run is None or not (run.images or run.videos):  # (a resume that failed early: the folder holds earlier ones)
+        images, videos = _output_folders(save_dir)
+        if images or videos:
+            held = " and ".join(_plural(n, w) for n, w in ((images, "image folder"), (videos, "video folder")) if n)
+            return f"This session finished no input; {save_dir} holds {held} from earlier sessions."
+    if run is None:
+        return f"Nothing was written; {save_dir} is as it was."
     done = [_plural(len(run.images), "finished image"), _plural(len(run.videos), "video")]
     done = [d for d, n in zip(done, (len(run.images), len(run.videos))) if n]
     has_summary = (save_dir / "summary.json").is_file()
     if done:
         return f"{' and '.join(done)}{' and summary.json' if has_summary else ''} are in {save_dir}."
     return f"No input was finished; {'summary.json is' if has_summary else 'only an empty folder is'} in {save_dir}."
+
+
+def _output_folders(save_dir: Path) -> tuple[int, int]:
+    """How many image and video folders (each with its cam.json) ``save_dir`` holds."""
+    folders = [p for p in save_dir.iterdir() if p.is_dir() and (p / "cam.json").is_file()]
+    videos = sum((p / "cam.jsonl").is_file() or (p / "segments").is_dir() for p in folders)
+    return len(folders) - videos, videos
 
 
 def _report(predictor: Any, seen: int, seconds: float, interrupted: bool, verbose: bool) -> int:

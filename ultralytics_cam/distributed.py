@@ -82,6 +82,7 @@ class CamWorker:
         self.predictor = cam_predictor(model, **{**kwargs, "save": False, "verbose": False})
         self.predictor.save_dir = Path(save_dir)
         self.run = CamRun(self.predictor, None)
+        self.run.watch()  # the driver's folder: a worker stops rather than recreate it if it is deleted mid-run
         self.read_flag = read_flag
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
@@ -185,6 +186,7 @@ def cam_ray(
             f"engine=ray explains images; {len(videos)} videos in source={source!r} ({Path(videos[0]).name}, ...) "
             "are read frame by frame by one process: run them with the local engine."
         )
+    run.claim(driver)  # the run folder, exclusively (saving.claim_run_dir), before any actor writes into it
     order = {f: i for i, f in enumerate(files)}
     todo = [f for f in files if f not in run.previous.done]
     taken = {line["folder"] for line in run.previous.images.values()}

@@ -115,13 +115,17 @@ class CamPredictorMixin(_PredictorBase):
         return Manifest(folder).state()
 
     def setup_source(self, source: Any, stride: int | None = None) -> None:
-        """Ultralytics' source; when resuming, without the images and videos the run already completed.
+        """Ultralytics' source; the run folder claimed; when resuming, without the inputs the run already completed.
 
         The files are listed by Ultralytics' own loader (folders, globs, ``.txt``/``.csv`` lists), then the completed
         ones are taken out of it before anything is read, so a resumed run decodes only what is left.
         """
         super().setup_source(source, stride)
         run = self.cam_run if self.args.save else None  # (a run object stays on the predictor after it ended)
+        if run is not None:
+            # the source is ready: claim the run folder now (exclusively: runs started together get distinct ones),
+            # before Ultralytics creates it; a source that cannot be read leaves no folder behind
+            run.claim(self)
         if run is not None and run.done:
             drop_done(self.dataset, run.done)
         if run is not None and run.previous.partial and hasattr(self.dataset, "resume_videos"):
