@@ -532,6 +532,8 @@ def _failure(predictor: Any, e: Exception) -> str:
 def _what_exists(predictor: Any) -> str:
     """Say what the run left on disk, from what is there (never claim a folder or file that was not created)."""
     run, save_dir = predictor.cam_run, Path(predictor.save_dir)
+    if run is not None and getattr(run, "lost", None) is not None:  # the folder went during the run (the error says)
+        return "Nothing more was written." if save_dir.is_dir() else f"{save_dir} is gone; nothing more was written."
     if not save_dir.is_dir():
         return "Nothing was written."
     if run is None or not (run.images or run.videos):  # (a resume that failed early: the folder holds earlier ones)
@@ -689,7 +691,7 @@ def _eval(cmd: Command) -> int:
         report = evaluate(model, source, progress=verbose, **args)
     except EvalInterrupted as e:
         _say(f"interrupted; the {len(e.report.ranking)} finished candidates are in {e.report.save_dir}")
-        return EXIT_INTERRUPTED
+        return _exit_code(e.__cause__ or e)  # 130 for Ctrl-C, 143 for SIGTERM
     except (CamError, ValueError, TypeError) as e:
         raise UsageError(str(e)) from e
     print(report.table())
@@ -700,7 +702,7 @@ def _eval(cmd: Command) -> int:
 def _compare(cmd: Command) -> int:
     """``yolo-cam compare model=a.pt,b.pt``: one method, several models, a figure per image."""
     from .errors import CamError
-    from .ranking import compare
+    from .ranking import CompareInterrupted, compare
 
     args = dict(cmd.args)
     names = args.pop("model", None)
@@ -718,6 +720,16 @@ def _compare(cmd: Command) -> int:
     models = [load_model(n.strip(), cmd.task) for n in names]
     try:
         _, save_dir = compare(models, source, labels=[Path(n.strip()).name for n in names], **args)
+    except CompareInterrupted as e:
+        if e.save_dir is None:
+            _say(f"interrupted: no figure was finished (of {e.total}); nothing was written.")
+        else:
+            kept = f"they, compare.json and index.html are in {e.save_dir}"
+            _say(f"interrupted after {e.done} of {e.total} figures; {kept}")
+        return _exit_code(e.__cause__ or e)  # 130 for Ctrl-C, 143 for SIGTERM
+    except KeyboardInterrupt as e:  # while the models ran, before any figure
+        _say("interrupted before any figure was finished; nothing was written.")
+        return _exit_code(e)
     except (CamError, ValueError, TypeError) as e:
         raise UsageError(str(e)) from e
     _say(f"comparison figures and index.html -> {save_dir}")
@@ -733,7 +745,11 @@ def _report_mode(cmd: Command) -> int:
         raise UsageError("give the run folder: yolo-cam report runs/detect/cam.")
     if not Path(str(folder)).is_dir():
         raise UsageError(f"'{folder}' is not a folder; give a run folder such as runs/detect/cam.")
-    print(write_report(str(folder)))
+    problems: list[str] = []  # files with the wrong types: the page shows what it could read, and names them
+    path = write_report(str(folder), problems=problems)
+    for problem in problems:
+        _say(f"warning: {problem}")
+    print(path)
     return EXIT_OK
 
 

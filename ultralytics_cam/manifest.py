@@ -60,6 +60,7 @@ MANIFEST_NAME = "manifest.jsonl"
 #: Settings that may change between the sessions of one run: where and how fast it runs, not what it computes.
 FREE_SETTINGS = frozenset(
     {"source", "batch", "device", "workers", "resume", "verbose", "name", "project", "exist_ok", "stream_buffer"}
+    | {"max_pixels", "oversize"}  # which image files are read (and at what size), not how any map is computed
 )
 
 

@@ -186,6 +186,7 @@ class CamRun:
         self.engine = "local"
         # images that could not be decoded, reported by the engine (engine=ray)
         self.unreadable: list[dict[str, Any]] = []
+        self.notes: dict[str, str] = {}  # inputs explained in part, reported by the engine (engine=ray)
         # videos (SPEC §11): each video file's overlay is written in closed segments (ultralytics_cam.segments)
         self._open: dict[str, SegmentWriter] = {}  # video -> its open segment
         self._segments: dict[str, list[dict[str, Any]]] = {}  # video -> its closed segments' manifest lines, in order
@@ -244,10 +245,11 @@ class CamRun:
                 )
                 raise RunFolderLostError(self.lost) from None
         if not same:
+            done = " and ".join(_count(n, w) for n, w in ((len(self.images), "image"), (len(self.videos), "video")) if n)
             self.lost = (
                 f"the run folder {self.save_dir} was deleted, moved or replaced during the run: "
-                f"{_count(len(self.images), 'image')} and {_count(len(self.videos), 'video')} finished before were "
-                "lost with it, and its manifest.jsonl"
+                + (f"the {done} finished before were lost with it" if done else "nothing had been finished in it")
+                + "; the run stopped rather than write into a new folder that would look complete"
             )
             raise RunFolderLostError(self.lost)
 
@@ -305,6 +307,8 @@ class CamRun:
         self.write_seconds += (line.get("speed") or {}).get("write", 0.0) / 1e3
         self._predictions += line["predictions"]
         self._saved_paths.add(line["source"])
+        if isinstance(line.get("note"), str):  # explained in part (a Ray worker downscaled it)
+            self.notes[line["source"]] = line["note"]
 
     def record_image(self, line: dict[str, Any], sync: bool = True) -> None:
         """Record an image written by :meth:`write_image` (here or by a Ray worker): count it, append its line."""
@@ -598,7 +602,7 @@ class CamRun:
             "images": self.images,
             "videos": [*self._previous_videos(), *self.videos.values()],
             "skipped": skipped,
-            "notes": partly_explained(predictor),
+            "notes": [*partly_explained(predictor), *({"source": k, "note": v} for k, v in self.notes.items())],
         }
 
     def finish(self, predictor: Any, status: str, error: str | None = None) -> dict[str, Any]:
