@@ -245,7 +245,8 @@ class CamRun:
                 )
                 raise RunFolderLostError(self.lost) from None
         if not same:
-            done = " and ".join(_count(n, w) for n, w in ((len(self.images), "image"), (len(self.videos), "video")) if n)
+            counts = ((len(self.images), "image"), (len(self.videos), "video"))
+            done = " and ".join(_count(n, w) for n, w in counts if n)
             self.lost = (
                 f"the run folder {self.save_dir} was deleted, moved or replaced during the run: "
                 + (f"the {done} finished before were lost with it" if done else "nothing had been finished in it")
