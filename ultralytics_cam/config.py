@@ -45,9 +45,9 @@ REFUSED_ULTRALYTICS_KEYS = {
 }
 
 
-#: Default ``max_pixels``: 100 megapixels (every camera up to medium format; a run over one peaks near 2.3 GB, measured
-#: as about 0.7 GB + 16 bytes per pixel on CPU: docs/reliability.md). Decoding is refused above it, before any memory
-#: is spent on the image.
+#: Default ``max_pixels``: 100 megapixels (every camera up to medium format). A saving run over one peaks at 2.2 GB on
+#: CPU, about 14 bytes per pixel over the process (``benchmarks/memory.py --huge``: 1.0 GB at 16, 4.4 GB at 256
+#: megapixels; docs/reliability.md). Decoding is refused above it, before any memory is spent on the image.
 DEFAULT_MAX_PIXELS = 100_000_000
 #: What ``oversize`` accepts.
 OVERSIZE = ("skip", "downscale")
