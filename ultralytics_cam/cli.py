@@ -532,14 +532,30 @@ def _failure(predictor: Any, e: Exception) -> str:
 def _what_exists(predictor: Any) -> str:
     """Say what the run left on disk, from what is there (never claim a folder or file that was not created)."""
     run, save_dir = predictor.cam_run, Path(predictor.save_dir)
-    if run is None or not save_dir.is_dir():
+    if run is not None and getattr(run, "lost", None) is not None:  # the folder went during the run (the error says)
+        return "Nothing more was written." if save_dir.is_dir() else f"{save_dir} is gone; nothing more was written."
+    if not save_dir.is_dir():
         return "Nothing was written."
+    if run is None or not (run.images or run.videos):  # (a resume that failed early: the folder holds earlier ones)
+        images, videos = _output_folders(save_dir)
+        if images or videos:
+            held = " and ".join(_plural(n, w) for n, w in ((images, "image folder"), (videos, "video folder")) if n)
+            return f"This session finished no input; {save_dir} holds {held} from earlier sessions."
+    if run is None:
+        return f"Nothing was written; {save_dir} is as it was."
     done = [_plural(len(run.images), "finished image"), _plural(len(run.videos), "video")]
     done = [d for d, n in zip(done, (len(run.images), len(run.videos))) if n]
     has_summary = (save_dir / "summary.json").is_file()
     if done:
         return f"{' and '.join(done)}{' and summary.json' if has_summary else ''} are in {save_dir}."
     return f"No input was finished; {'summary.json is' if has_summary else 'only an empty folder is'} in {save_dir}."
+
+
+def _output_folders(save_dir: Path) -> tuple[int, int]:
+    """How many image and video folders (each with its cam.json) ``save_dir`` holds."""
+    folders = [p for p in save_dir.iterdir() if p.is_dir() and (p / "cam.json").is_file()]
+    videos = sum((p / "cam.jsonl").is_file() or (p / "segments").is_dir() for p in folders)
+    return len(folders) - videos, videos
 
 
 def _report(predictor: Any, seen: int, seconds: float, interrupted: bool, verbose: bool) -> int:
@@ -710,7 +726,7 @@ def _eval(cmd: Command) -> int:
         report = evaluate(model, source, progress=verbose, **args)
     except EvalInterrupted as e:
         _say(f"interrupted; the {len(e.report.ranking)} finished candidates are in {e.report.save_dir}")
-        return EXIT_INTERRUPTED
+        return _exit_code(e.__cause__ or e)  # 130 for Ctrl-C, 143 for SIGTERM
     except (CamError, ValueError, TypeError) as e:
         raise UsageError(str(e)) from e
     print(report.table())
@@ -721,7 +737,7 @@ def _eval(cmd: Command) -> int:
 def _compare(cmd: Command) -> int:
     """``yolo-cam compare model=a.pt,b.pt``: one method, several models, a figure per image."""
     from .errors import CamError
-    from .ranking import compare
+    from .ranking import CompareInterrupted, compare
 
     args = dict(cmd.args)
     names = args.pop("model", None)
@@ -739,6 +755,16 @@ def _compare(cmd: Command) -> int:
     models = [load_model(n.strip(), cmd.task) for n in names]
     try:
         _, save_dir = compare(models, source, labels=[Path(n.strip()).name for n in names], **args)
+    except CompareInterrupted as e:
+        if e.save_dir is None:
+            _say(f"interrupted: no figure was finished (of {e.total}); nothing was written.")
+        else:
+            kept = f"they, compare.json and index.html are in {e.save_dir}"
+            _say(f"interrupted after {e.done} of {e.total} figures; {kept}")
+        return _exit_code(e.__cause__ or e)  # 130 for Ctrl-C, 143 for SIGTERM
+    except KeyboardInterrupt as e:  # while the models ran, before any figure
+        _say("interrupted before any figure was finished; nothing was written.")
+        return _exit_code(e)
     except (CamError, ValueError, TypeError) as e:
         raise UsageError(str(e)) from e
     _say(f"comparison figures and index.html -> {save_dir}")
@@ -754,7 +780,11 @@ def _report_mode(cmd: Command) -> int:
         raise UsageError("give the run folder: yolo-cam report runs/detect/cam.")
     if not Path(str(folder)).is_dir():
         raise UsageError(f"'{folder}' is not a folder; give a run folder such as runs/detect/cam.")
-    print(write_report(str(folder)))
+    problems: list[str] = []  # files with the wrong types: the page shows what it could read, and names them
+    path = write_report(str(folder), problems=problems)
+    for problem in problems:
+        _say(f"warning: {problem}")
+    print(path)
     return EXIT_OK
 
 

@@ -45,6 +45,14 @@ REFUSED_ULTRALYTICS_KEYS = {
 }
 
 
+#: Default ``max_pixels``: 100 megapixels (every camera up to medium format). A saving run over one peaks at 2.2 GB on
+#: CPU, about 14 bytes per pixel over the process (``benchmarks/memory.py --huge``: 1.0 GB at 16, 4.4 GB at 256
+#: megapixels; docs/reliability.md). Decoding is refused above it, before any memory is spent on the image.
+DEFAULT_MAX_PIXELS = 100_000_000
+#: What ``oversize`` accepts.
+OVERSIZE = ("skip", "downscale")
+
+
 @dataclass(frozen=True)
 class CamConfig:
     """What to explain and how to draw it.
@@ -65,6 +73,11 @@ class CamConfig:
             boxes, or (semantic) an (H, W) boolean mask of the image; ``None`` explains the whole image.
         head_replay: on YOLO anchor heads with ``layers="auto"``, compute gradients by the local head replay (exact,
             at about the cost of a predict); False forces the dense batched backward (for checking, or comparing).
+        max_pixels: an image file with more pixels (width x height, read from its header before decoding) is not
+            decoded: it is skipped with the reason, or downscaled with ``oversize="downscale"``. ``None`` or 0: no
+            limit (OpenCV still refuses images over 2**30 pixels). See ``docs/reliability.md``.
+        oversize: what happens to an image over ``max_pixels``: "skip" (listed in ``summary.json``) or "downscale"
+            (decoded smaller when the format allows it, then resized to ``max_pixels``, with a note).
     """
 
     method: str = "HiResCAM"
@@ -79,6 +92,8 @@ class CamConfig:
     save_maps: bool = False
     head_replay: bool = True
     region: Any = None
+    max_pixels: int | None = DEFAULT_MAX_PIXELS
+    oversize: str = "skip"
     #: Resolved from ``method``, ``target`` and ``layers`` once, in ``__post_init__``; not options themselves.
     method_spec: MethodSpec = field(init=False, repr=False, compare=False)
     target_spec: TargetSpec = field(init=False, repr=False, compare=False)
@@ -100,6 +115,15 @@ class CamConfig:
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name}={getattr(self, name)!r} is not valid: use True or False.")
         object.__setattr__(self, "region", parse_region(self.region))
+        pixels = None if self.max_pixels is None else _whole(self.max_pixels)
+        if self.max_pixels is not None and (pixels is None or pixels < 0):
+            raise ValueError(
+                f"max_pixels={self.max_pixels!r} is not valid: use a whole number of pixels (width x height) >= 1, "
+                "e.g. 100000000, or 0 or None for no limit."
+            )
+        object.__setattr__(self, "max_pixels", pixels or None)
+        if self.oversize not in OVERSIZE:
+            raise ValueError(f"oversize={self.oversize!r} is not valid: use one of {', '.join(OVERSIZE)}.")
 
     def display(self) -> dict[str, Any]:
         """The drawing options, as ``CamResult.plot`` takes them."""

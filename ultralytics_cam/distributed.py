@@ -82,24 +82,27 @@ class CamWorker:
         self.predictor = cam_predictor(model, **{**kwargs, "save": False, "verbose": False})
         self.predictor.save_dir = Path(save_dir)
         self.run = CamRun(self.predictor, None)
+        self.run.watch()  # the driver's folder: a worker stops rather than recreate it if it is deleted mid-run
         self.read_flag = read_flag
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         """Explain and write each file of ``batch``; return one JSON manifest line (or an error) per file."""
-        from ultralytics.utils.patches import imread
+        from .sources import read_image, unreadable_reason
 
-        from .sources import unreadable_reason
-
+        config = self.predictor.cam_config
         lines, errors = [], []
         for source, folder in zip(map(str, batch["source"]), map(str, batch["folder"])):
-            im = imread(source, flags=self.read_flag)  # what Ultralytics' LoadImagesAndVideos reads the file with
+            # what the local loader reads the file with: Ultralytics' imread, within max_pixels
+            im, reason, note = read_image(source, self.read_flag, config.max_pixels, config.oversize)
             if im is None:
                 lines.append("")
-                errors.append(unreadable_reason(source, "image"))  # the reason a local run gives
+                errors.append(reason or unreadable_reason(source, "image"))  # the reason a local run gives
                 continue
             (result,) = self.predictor(source=im, stream=False)
             result.path = source
             _, line = self.run.write_image(result, self.run.save_dir / (folder + Path(source).suffix))
+            if note is not None:
+                line["note"] = note  # the driver lists it in summary.json's notes
             lines.append(json.dumps(line, ensure_ascii=False))
             errors.append("")
         return {"index": batch["index"], "source": batch["source"], "line": lines, "error": errors}
@@ -155,10 +158,10 @@ def cam_ray(
     """
     ray = import_ray()
     import cv2
-    from ultralytics.data.loaders import LoadImagesAndVideos
 
     from .api import cam_predictor
     from .manifest import clean_partials
+    from .sources import list_source
     from .summary import CamRun, RunOutcome
 
     kwargs = {k: v for k, v in kwargs.items() if k not in ("save", "engine", "workers")}
@@ -175,8 +178,10 @@ def cam_ray(
     if state is not None:
         run.resume_from(state)
 
-    listing = LoadImagesAndVideos(source)
-    listing.close()  # type: ignore[no-untyped-call]  # Ultralytics' loader: close() has no annotations
+    # the listing a local run makes (ultralytics_cam.sources' loader: a missing path of a .txt list is skipped)
+    listing = list_source(source)
+    listing.close()
+    run.unreadable.extend({"source": f, "reason": why} for f, why in listing.skipped.items())
     # str paths; typing infers list[BufferedReader] from a loop variable the loader's unannotated code reuses
     files = cast("list[str]", listing.files)
     videos = [f for f, v in zip(files, listing.video_flag) if v]
@@ -185,6 +190,7 @@ def cam_ray(
             f"engine=ray explains images; {len(videos)} videos in source={source!r} ({Path(videos[0]).name}, ...) "
             "are read frame by frame by one process: run them with the local engine."
         )
+    run.claim(driver)  # the run folder, exclusively (saving.claim_run_dir), before any actor writes into it
     order = {f: i for i, f in enumerate(files)}
     todo = [f for f in files if f not in run.previous.done]
     taken = {line["folder"] for line in run.previous.images.values()}

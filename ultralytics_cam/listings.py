@@ -85,6 +85,8 @@ CAM_KEY_HELP: dict[str, tuple[str, str]] = {
     "aug_smooth": ("average over flipped and brightened copies of the input (grad-cam's aug_smooth)", "True"),
     "save_maps": ("also save every prediction's own map: maps.npy and maps/<i>_<class>.png", "True"),
     "region": ("semantic and depth: explain only these boxes x1,y1,x2,y2 (a list: one map per box)", "0,0,320,240"),
+    "max_pixels": ("an image file with more pixels is not decoded (skipped, or see oversize); 0: no limit", "4e8"),
+    "oversize": ("an image over max_pixels: skip (listed in summary.json) or downscale (to max_pixels)", "downscale"),
 }
 
 #: Example values for Ultralytics keys whose default makes a poor example.

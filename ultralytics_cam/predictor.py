@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # what the mixin is mixed into, for typing (at run time it st
 else:
     _PredictorBase = object
 
-__all__ = ["CamPredictorMixin", "attach_cams", "cam_predictor_class", "drop_done"]
+__all__ = ["CamPredictorMixin", "attach_cams", "cam_predictor_class", "device_message", "drop_done"]
 
 
 class CamPredictorMixin(_PredictorBase):
@@ -40,8 +40,18 @@ class CamPredictorMixin(_PredictorBase):
         results: Any  # the batch's list of Results
 
     def setup_model(self, model: Any, verbose: bool = True) -> None:
-        """Build the model as Ultralytics does, then the CAM engine on the predictor's own copy of it."""
-        super().setup_model(model, verbose=verbose)
+        """Build the model as Ultralytics does, then the CAM engine on the predictor's own copy of it.
+
+        Raises:
+            ValueError: the device asked for is not on this machine; the message names it as it was given.
+        """
+        try:
+            super().setup_model(model, verbose=verbose)
+        except ValueError as e:
+            message = device_message(self.args.device, e)
+            if message is None:
+                raise
+            raise ValueError(message) from e
         self.cam_engine = CamEngine(self, self.cam_config)
 
     def inference(self, im: Any, *args: Any, **kwargs: Any) -> Any:
@@ -115,13 +125,17 @@ class CamPredictorMixin(_PredictorBase):
         return Manifest(folder).state()
 
     def setup_source(self, source: Any, stride: int | None = None) -> None:
-        """Ultralytics' source; when resuming, without the images and videos the run already completed.
+        """Ultralytics' source; the run folder claimed; when resuming, without the inputs the run already completed.
 
         The files are listed by Ultralytics' own loader (folders, globs, ``.txt``/``.csv`` lists), then the completed
         ones are taken out of it before anything is read, so a resumed run decodes only what is left.
         """
         super().setup_source(source, stride)
         run = self.cam_run if self.args.save else None  # (a run object stays on the predictor after it ended)
+        if run is not None:
+            # the source is ready: claim the run folder now (exclusively: runs started together get distinct ones),
+            # before Ultralytics creates it; a source that cannot be read leaves no folder behind
+            run.claim(self)
         if run is not None and run.done:
             drop_done(self.dataset, run.done)
         if run is not None and run.previous.partial and hasattr(self.dataset, "resume_videos"):
@@ -172,6 +186,24 @@ class CamPredictorMixin(_PredictorBase):
         finally:
             self.args.save_frames = save_frames
         self.cam_run.save_frame(result, save_path, frame, frames_dir=save_frames)
+
+
+def device_message(device: Any, error: ValueError) -> str | None:
+    """Ultralytics' "Invalid CUDA 'device=0' requested" for ``device=cuda``, said with the value the user gave.
+
+    ``select_device`` rewrites ``cuda`` and ``cuda:1`` to ``0`` and ``1`` before it checks them, so its message names a
+    device the user never typed (issue 21). None for any other error (it is raised as it is).
+    """
+    text = str(error)
+    if "device=" not in text or "requested" not in text:
+        return None
+    import torch
+
+    if torch.cuda.is_available():
+        found = f"this machine has {torch.cuda.device_count()} CUDA devices, numbered from 0"
+    else:
+        found = "torch sees no CUDA device here (torch.cuda.is_available() is False)"
+    return f"device={str(device)!r} is not available: {found}. Use device=cpu, or a GPU this machine has."
 
 
 def drop_done(dataset: Any, done: set[str]) -> None:

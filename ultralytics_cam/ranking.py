@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_METHODS",
+    "CompareInterrupted",
     "EvalInterrupted",
     "EvalReport",
     "compare",
@@ -206,11 +207,28 @@ class EvalReport:
 
 
 class EvalInterrupted(KeyboardInterrupt):
-    """Ctrl-C during :func:`evaluate`, raised after the finished candidates were written (``.report``)."""
+    """Ctrl-C during :func:`evaluate`, raised after the finished candidates were written (``.report``).
+
+    Its ``__cause__`` is the interruption itself (``yolo-cam``'s SIGTERM raises one that carries its exit code).
+    """
 
     def __init__(self, report: EvalReport) -> None:
         super().__init__("eval interrupted")
         self.report = report
+
+
+class CompareInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM during :func:`compare`'s figures, raised after what was finished was written.
+
+    Attributes:
+        save_dir: the run folder (None when no figure was finished: nothing was written).
+        done: figures finished (listed in ``compare.json``, shown by ``index.html``).
+        total: figures the run would have made.
+    """
+
+    def __init__(self, save_dir: Path | None, done: int, total: int) -> None:
+        super().__init__("compare interrupted")
+        self.save_dir, self.done, self.total = save_dir, done, total
 
 
 def _fmt(v: Any, digits: int = 4) -> str:
@@ -348,7 +366,7 @@ def evaluate(
 
         bar = TQDM(total=len(method_list) * len(layer_sets) * len(images), desc="yolo-cam eval", unit="img",
                    file=sys.stderr)  # fmt: skip
-    status = "completed"
+    status, stop = "completed", None
     try:
         for method in method_list:
             for layer_set in layer_sets:
@@ -356,8 +374,8 @@ def evaluate(
                     model, images, method, layer_set, cam_kwargs, scorer, cases, baseline_rows, bar, first_results
                 )
                 ranking.append(row)
-    except KeyboardInterrupt:
-        status = "interrupted"
+    except KeyboardInterrupt as e:
+        status, stop = "interrupted", e  # (stop: SIGINT or SIGTERM, for yolo-cam's exit code 128 + the signal)
         LOGGER.warning(f"{PREFIX}eval interrupted: keeping the {len(ranking)} finished candidates")
     finally:
         if bar is not None:
@@ -372,7 +390,7 @@ def evaluate(
     if save:
         _write_eval(report, model, names, images, first_results, project, name, exist_ok)
     if status == "interrupted":
-        raise EvalInterrupted(report)
+        raise EvalInterrupted(report) from stop
     return report
 
 
@@ -567,6 +585,8 @@ def compare(
 
     Raises:
         ValueError: fewer than two models, or models of different tasks.
+        CompareInterrupted: Ctrl-C or SIGTERM while the figures were written, after ``compare.json`` and
+            ``index.html`` were written for the finished ones (``status: interrupted``; nothing when none was).
     """
     if len(models) < 2:
         raise ValueError(f"compare needs two or more models, got {len(models)}; e.g. model=before.pt,after.pt.")
@@ -588,18 +608,30 @@ def compare(
 
     save_dir = _save_dir(models[0].task, project, name, exist_ok)
     fig_dir = save_dir / "figures"
-    entries = []
-    for j, image_name in enumerate(names):
-        rows = [(label, res[j]) for label, res in zip(labels, per_model)]
-        path = figures.compare_figure(rows, fig_dir / f"{image_name}.png", title=f"{image_name}: {method}")
-        entries.append({"name": image_name, "figure": path.relative_to(save_dir).as_posix(),
-                        "predictions": {label: len(res[j].cam) for label, res in zip(labels, per_model)}})  # fmt: skip
-    write_json(save_dir / "compare.json", {"schema_version": 1, "method": method, "models": labels, "images": entries})
+    entries: list[dict[str, Any]] = []
+    stop: KeyboardInterrupt | None = None
+    try:
+        for j, image_name in enumerate(names):
+            rows = [(label, res[j]) for label, res in zip(labels, per_model)]
+            path = figures.compare_figure(rows, fig_dir / f"{image_name}.png", title=f"{image_name}: {method}")
+            counts = {label: len(res[j].cam) for label, res in zip(labels, per_model)}
+            entries.append({"name": image_name, "figure": path.relative_to(save_dir).as_posix(), "predictions": counts})
+    except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM: the finished figures are kept, listed and shown
+        stop = e
+        if not entries:
+            raise CompareInterrupted(None, 0, len(names)) from e
+    status = "interrupted" if stop is not None else "completed"
+    write_json(
+        save_dir / "compare.json",
+        {"schema_version": 1, "status": status, "method": method, "models": labels, "images": entries},
+    )
     try:
         from .report import write_report
 
         write_report(save_dir)
     except Exception as e:
         LOGGER.warning(f"{PREFIX}compare: could not write index.html ({type(e).__name__}: {e})")
+    if stop is not None:
+        raise CompareInterrupted(save_dir, len(entries), len(names)) from stop
     LOGGER.info(f"{PREFIX}compare results saved to {save_dir}")
     return per_model, save_dir

@@ -18,7 +18,10 @@ from .writers import SaveConfig, WriterSpec
 if TYPE_CHECKING:
     from .result import CamResult
 
-__all__ = ["write_image_folder", "write_run_files", "writer_specs"]
+__all__ = ["claim_run_dir", "write_image_folder", "write_run_files", "writer_specs"]
+
+#: Most names :func:`claim_run_dir` tries (Ultralytics' ``increment_path`` stops at ``name-9999`` too).
+MAX_CLAIMS = 9999
 
 
 def writer_specs() -> list[WriterSpec]:
@@ -56,7 +59,19 @@ def write_image_folder(
 
 
 def _publish(stage: Path, folder: Path) -> None:
-    """Move a completed staging folder to ``folder``: one rename, or file by file into an existing folder."""
+    """Move a completed staging folder to ``folder``: one rename, or file by file into an existing folder.
+
+    A symbolic link where an output goes is replaced, never written through: the run folder is the run's own, and a
+    link there (left by a damaged or tampered run) could lead the files anywhere (issue 21).
+
+    Raises:
+        OSError: ``folder`` cannot take the files (a file where the folder goes).
+    """
+    if folder.is_symlink():
+        from ._logging import LOGGER, PREFIX
+
+        LOGGER.warning(f"{PREFIX}{folder} was a symbolic link (to {os.readlink(folder)}): replaced by the folder")
+        folder.unlink()
     if not folder.exists():
         try:
             os.replace(stage, folder)
@@ -72,6 +87,40 @@ def _publish(stage: Path, folder: Path) -> None:
         else:
             os.replace(entry, target)
     stage.rmdir()
+
+
+def claim_run_dir(save_dir: str | Path, name: str, exist_ok: bool = False) -> Path:
+    """Create the run folder for this run alone and return it: ``save_dir``, or the next free name after it.
+
+    Every saving run claims its folder here: ``yolo-cam predict``, ``model.cam(save=True)``, the app and the Ray
+    driver. ``save_dir`` is the folder Ultralytics picked (``get_save_dir``: ``project/name``, or the first free
+    ``name-2``, ``name-3``, ...), and ``name`` the run's name. Ultralytics' ``increment_path`` only *checks* which name
+    is free, and the folder is created later, at the first write: two runs started at the same moment both get
+    ``name`` and write into one folder (issue 21). So the folder is made here with an exclusive create (``mkdir``
+    fails when the name exists, atomically, also on network file systems), and when another run got there first the
+    next name is taken from ``increment_path`` (the same rule and names) and claimed the same way. With ``exist_ok``
+    the folder is shared on purpose, as in Ultralytics.
+
+    Raises:
+        FileExistsError: no free name up to ``name-9999``.
+        OSError: the folder cannot be created (no permission, a file in the way).
+    """
+    from ultralytics.utils.files import increment_path
+
+    folder = Path(save_dir)
+    if exist_ok:
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    base = folder.parent / Path(name).name  # project/name: what increment_path numbers
+    for _ in range(MAX_CLAIMS):
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            folder = Path(increment_path(base))  # the first name free now (another run may take it first: try again)
+            continue
+        return folder
+    raise FileExistsError(f"no free run folder name after {base}: {MAX_CLAIMS} tried (pass another name=)")
 
 
 def write_run_files(summary: dict[str, Any], save_dir: str | Path, specs: list[WriterSpec] | None = None) -> list[Path]:

@@ -10,7 +10,11 @@ own loader instead (Ultralytics accepts a ready loader as a source), which
 - records every skipped file with its real reason: a folder named like an image, a broken symbolic link or a link
   loop, a file this user may not read, an empty file, or a file that cannot be decoded;
 - warns once per bad file (Ultralytics' own warning is replaced, not repeated);
-- warns that a multi-page TIFF is explained by its first page only.
+- warns that a multi-page TIFF is explained by its first page only;
+- reads an image's size from its header before decoding it, and does not decode one over ``max_pixels`` (skipped
+  with the reason, or decoded smaller and downscaled with ``oversize="downscale"``); an image OpenCV refuses to
+  decode (over its own 2**30-pixel limit) is skipped with that reason instead of ending the run (issue 21);
+- skips a path of a ``.txt`` / ``.csv`` source list that does not exist (Ultralytics refuses the whole list).
 
 The loader keeps everything else of Ultralytics' (listing, order, batching, video strides, the prefetch thread's
 copies: the records are shared by those shallow copies). :class:`CamRun` reads the records into ``summary.json``.
@@ -35,7 +39,15 @@ if TYPE_CHECKING:  # what the mixins are mixed into, for typing (at run time the
 else:
     _PredictorBase = object
 
-__all__ = ["SkippingSourcesMixin", "skipping_loader", "unreadable_reason"]
+__all__ = [
+    "SkippingSourcesMixin",
+    "image_size",
+    "list_entries",
+    "list_source",
+    "read_image",
+    "skipping_loader",
+    "unreadable_reason",
+]
 
 #: Reasons of files the loader could not use (also matched by the tests and documented in docs/reliability.md).
 NOT_DECODED = {
@@ -43,6 +55,10 @@ NOT_DECODED = {
     "video": "could not be opened as a video (corrupt, truncated, or a codec OpenCV cannot read)",
 }
 NO_FRAMES = "the video opened but no frame could be decoded"
+#: The most pixels OpenCV decodes (its ``CV_IO_MAX_IMAGE_PIXELS``, set by the environment variable of that name).
+OPENCV_MAX_PIXELS = int(os.environ.get("OPENCV_IO_MAX_IMAGE_PIXELS") or 1 << 30)
+#: File suffixes OpenCV can decode at 1/2, 1/4 or 1/8 of their size directly (``IMREAD_REDUCED_*``: JPEG's DCT scaling).
+REDUCED_DECODE_SUFFIXES = (".jpg", ".jpeg", ".jpe")
 
 
 def unreadable_reason(path: str | Path, kind: str = "image") -> str:
@@ -85,6 +101,100 @@ def tiff_pages(path: str) -> int:
         return 1
 
 
+def image_size(path: str | Path) -> tuple[int, int] | None:
+    """Return ``(width, height)`` of an image file from its header, without decoding it (None when unknown).
+
+    Pillow's format plugins read the header only. They are called through Pillow's registry of openers (``Image.ID``,
+    ``Image.OPEN``, as ``Image.open`` itself does) rather than through ``Image.open``, for two reasons: its
+    decompression-bomb guard refuses the very images whose size we need, and Ultralytics replaces ``Image.open`` with
+    a version that tries to install ``pi-heif`` for any file Pillow cannot identify (a damaged file would start an
+    install attempt).
+    """
+    from PIL import Image
+
+    Image.init()  # every format plugin registered (once; a no-op after)
+    try:
+        with open(path, "rb") as fp:
+            prefix = fp.read(16)
+            for fmt in Image.ID:
+                factory, accept = Image.OPEN[fmt]
+                try:
+                    if accept is not None and accept(prefix) is not True:  # (a str is a "maybe" with a warning: no)
+                        continue
+                    fp.seek(0)
+                    w, h = factory(fp, str(path)).size  # the header only
+                    return int(w), int(h)
+                except Exception:  # not this format (SyntaxError, struct.error, ...): try the next, as Pillow does
+                    continue
+    except OSError:
+        return None
+    return None
+
+
+def _pixels_text(size: tuple[int, int]) -> str:
+    w, h = size
+    return f"{w * h / 1e6:.1f} megapixels ({w} x {h})"
+
+
+def read_image(
+    path: str | Path, flags: int, max_pixels: int | None = None, oversize: str = "skip"
+) -> tuple[Any, str | None, str | None]:
+    """Read an image file as Ultralytics' loader does (``ultralytics.utils.patches.imread``), within a pixel limit.
+
+    Returns ``(image or None, why it was not read, a note)``. An image over ``max_pixels`` is not decoded: skipped
+    with the reason, or (``oversize="downscale"``) decoded at 1/2, 1/4 or 1/8 of its size where the format allows
+    (JPEG), then resized with area interpolation to ``max_pixels``; the note says so. An image OpenCV refuses to decode
+    (over :data:`OPENCV_MAX_PIXELS`, or its assertion on a damaged header) gives a reason instead of an exception.
+    """
+    import cv2
+    import numpy as np
+    from ultralytics.utils.patches import imread
+
+    size = image_size(path) if max_pixels or oversize == "downscale" else None
+    over = size is not None and max_pixels is not None and size[0] * size[1] > max_pixels
+    if over and oversize != "downscale":
+        assert size is not None  # (over implies it)
+        return None, f"{_pixels_text(size)}, over max_pixels={max_pixels} (oversize=downscale reads it smaller)", None
+    try:
+        if not over:
+            return imread(path, flags=flags), None, None
+        assert size is not None
+        assert max_pixels is not None  # (both: over implies them)
+        ratio = (size[0] * size[1] / max_pixels) ** 0.5  # linear factor to max_pixels
+        reduce = max((r for r in (1, 2, 4, 8) if r <= ratio), default=1)
+        reduced = _reduced_flag(flags, reduce) if str(path).lower().endswith(REDUCED_DECODE_SUFFIXES) else None
+        if reduce > 1 and reduced is not None:
+            im = cv2.imdecode(np.fromfile(str(path), np.uint8), reduced)
+            im = im[..., None] if im is not None and im.ndim == 2 else im  # as Ultralytics' imread
+        else:
+            im = imread(path, flags=flags)
+    except cv2.error as e:
+        first = str(e).strip().splitlines()[-1].split("error: ", 1)[-1].strip()  # without OpenCV's source path
+        if size is None:
+            size = image_size(path)
+        what = f"{_pixels_text(size)}: " if size is not None else ""
+        limit = f"OpenCV decodes at most {OPENCV_MAX_PIXELS} pixels"
+        return None, f"{what}OpenCV refused to decode it ({first}; {limit})", None
+    if im is None or not over:
+        return im, None, None
+    h, w = im.shape[:2]
+    scale = min(1.0, (max_pixels / (h * w)) ** 0.5)
+    if scale < 1.0:
+        im = cv2.resize(im, (max(1, int(w * scale)), max(1, int(h * scale))), interpolation=cv2.INTER_AREA)
+        im = im[..., None] if im.ndim == 2 else im
+    h2, w2 = im.shape[:2]
+    return im, None, f"downscaled from {_pixels_text(size)} to {w2} x {h2} (over max_pixels={max_pixels})"
+
+
+def _reduced_flag(flags: int, reduce: int) -> int | None:
+    """OpenCV's flag that decodes at ``1 / reduce`` of the size what ``flags`` decodes (None: there is none)."""
+    import cv2
+
+    names = {cv2.IMREAD_COLOR: "COLOR", cv2.IMREAD_GRAYSCALE: "GRAYSCALE"}
+    flag: int | None = getattr(cv2, f"IMREAD_REDUCED_{names[flags]}_{reduce}", None) if flags in names else None
+    return flag
+
+
 @functools.cache
 def _loader_class() -> type:
     """The skipping subclass of Ultralytics' loader (built on first use: importing the loaders imports OpenCV)."""
@@ -98,13 +208,95 @@ def _loader_class() -> type:
             notes: ``{path: note}`` of files read only in part (multi-page TIFFs).
         """
 
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
+        def __init__(
+            self, path: Any, *args: Any, max_pixels: int | None = None, oversize: str = "skip", **kwargs: Any
+        ) -> None:
             self.skipped: dict[str, str] = {}
             self.notes: dict[str, str] = {}
+            self.max_pixels, self.oversize = max_pixels, oversize
             self._frames_read: dict[str, int] = {}
             self._frames_expected: dict[str, int] = {}  # what each video's container announced (after vid_stride)
             self._resume_at: dict[str, int] = {}  # video -> frames a resumed run already saved (skipped on opening)
-            super().__init__(*args, **kwargs)
+            self._reasons: dict[str, str] = {}  # image -> why read_image did not read it
+            super().__init__(self._listed_paths(path), *args, **kwargs)
+
+        def _listed_paths(self, path: Any) -> Any:
+            """A ``.txt`` / ``.csv`` list without its entries that do not exist (each skipped with the reason).
+
+            Ultralytics' loader raises ``FileNotFoundError`` for the first missing entry, which refuses the whole
+            list; a missing file in a folder is only skipped. The list is read as Ultralytics reads it; when every
+            entry exists, it is handed over unchanged. Otherwise the entries that exist are handed over as absolute
+            paths (resolved as Ultralytics resolves them: as given, else relative to the list's folder).
+
+            Raises:
+                FileNotFoundError: no entry of the list exists.
+            """
+            if not isinstance(path, (str, Path)) or Path(path).suffix.lower() not in {".txt", ".csv"}:
+                return path
+            entries = list_entries(path)
+            parent = Path(path).parent
+            found: list[str] = []
+            missing: list[str] = []
+            for p in entries:
+                a = str(Path(p).absolute())
+                if not _matches(a):
+                    a = str((parent / p).absolute())
+                (found if _matches(a) else missing).append(a)
+            if not missing:
+                return path
+            for a in missing:
+                self._skip(a, f"does not exist (listed in {Path(path).name})")
+            if not found:  # (Ultralytics' own message for an empty list names no entry)
+                raise FileNotFoundError(f"none of the {len(entries)} paths listed in {path} exists ({missing[0]}, ...)")
+            return found
+
+        def _read(self, path: str) -> Any:
+            """Read one image within the pixel limit (:func:`read_image`); remember why when it is not read."""
+            im, reason, note = read_image(path, self.cv2_flag, self.max_pixels, self.oversize)
+            if reason is not None:
+                self._reasons[path] = reason
+            if note is not None and path not in self.notes:
+                self.notes[path] = note
+                LOGGER.warning(f"{PREFIX}{path} is {note}")
+            return im
+
+        def _next_images(self) -> tuple[list[str], list[Any], list[str]]:
+            """The next batch of images, read by :meth:`_read` (Ultralytics' image branch of ``__next__``, redone).
+
+            Ultralytics decodes every image whatever its size, and an OpenCV assertion (an image over its pixel limit)
+            ends the run; its loop is repeated here, ThreadPool for batches of 8 or more included, with each image
+            read by :func:`read_image`. Videos stay with Ultralytics' own branch.
+
+            Raises:
+                StopIteration: no file is left.
+            """
+            from multiprocessing.pool import ThreadPool
+
+            from ultralytics.utils import NUM_THREADS
+            from ultralytics.utils.patches import PIL_FALLBACK_SUFFIXES
+
+            paths: list[str] = []
+            imgs: list[Any] = []
+            info: list[str] = []
+            self.mode = "image"
+            while len(imgs) < self.bs and self.count < self.ni:
+                n = min(self.bs - len(imgs), self.ni - self.count)
+                chunk = self._paths[self.count : self.count + n]
+                threaded = self.bs >= 8 and NUM_THREADS > 1 and n >= 8
+                # fallback formats stay serial: their lazy PIL plugin registration is not thread-safe (as Ultralytics)
+                if threaded and not any(Path(x).suffix.lower() in PIL_FALLBACK_SUFFIXES for x in chunk):
+                    with ThreadPool(min(n, NUM_THREADS)) as pool:
+                        decoded = pool.map(self._read, chunk)
+                else:
+                    chunk, decoded = chunk[:1], [self._read(chunk[0])]
+                for i, (image_path, im0) in enumerate(zip(chunk, decoded)):
+                    self._append_image(paths, imgs, info, image_path, im0, self.count + i + 1)
+                self.count += len(chunk)
+            if imgs:
+                return paths, imgs, info
+            if self.count >= self.nf:
+                raise StopIteration
+            return cast("tuple[list[str], list[Any], list[str]]", super().__next__())  # the videos
 
         def _skip(self, path: str, reason: str) -> None:
             if path not in self.skipped:
@@ -154,7 +346,7 @@ def _loader_class() -> type:
             self, paths: list[str], imgs: list[Any], info: list[str], path: str, im0: Any, idx: int
         ) -> None:
             if im0 is None:
-                self._skip(path, unreadable_reason(path, "image"))
+                self._skip(path, self._reasons.pop(path, "") or unreadable_reason(path, "image"))
                 return
             if path.lower().endswith((".tif", ".tiff")) and path not in self.notes and (n := tiff_pages(path)) > 1:
                 self.notes[path] = f"a multi-page TIFF: only the first of its {n} pages is explained"
@@ -164,7 +356,10 @@ def _loader_class() -> type:
         def __next__(self) -> tuple[list[str], list[Any], list[str]]:
             first = getattr(self, "count", 0)
             try:
-                batch = super().__next__()
+                if self.count < self.nf and not self.video_flag[self.count]:
+                    batch = self._next_images()
+                else:
+                    batch = super().__next__()
             except StopIteration:
                 self._check_videos(first)
                 raise
@@ -190,6 +385,44 @@ def _loader_class() -> type:
     return SkippingImagesAndVideos
 
 
+def list_entries(path: str | Path) -> list[str]:
+    """Return the entries of a ``.txt`` or ``.csv`` source list, read as Ultralytics' ``LoadImagesAndVideos`` does.
+
+    One entry per line of a ``.txt``, every cell of a ``.csv`` (an optional ``source`` header row); a UTF-8
+    byte-order mark is allowed and blank entries are dropped.
+    """
+    import csv
+    from codecs import BOM_UTF8
+
+    data = Path(path).read_bytes()
+    content = data.decode("utf-8-sig" if data.startswith(BOM_UTF8) else "utf-8")
+    if Path(path).suffix.lower() == ".txt":
+        entries = content.splitlines()
+    else:
+        rows = list(csv.reader(content.splitlines()))
+        rows = rows[1:] if rows[:1] == [["source"]] else rows
+        entries = [p for row in rows for p in row]
+    return [p.strip() for p in entries if p.strip()]
+
+
+def _matches(path: str) -> bool:
+    """Whether a source list's entry names a file, a folder, or a glob that matches (as Ultralytics checks it)."""
+    import glob
+
+    return bool(glob.glob(path, recursive=True)) if "*" in path else os.path.exists(path)
+
+
+def list_source(source: Any) -> Any:
+    """Return the skipping loader of ``source`` for its listing: ``files``, ``video_flag`` and ``skipped``.
+
+    What a local run would read, in its order (the Ray driver lists with it). Close it when done (a video may be open).
+
+    Raises:
+        FileNotFoundError: as Ultralytics' loader, when the source does not exist or holds no image or video.
+    """
+    return _loader_class()(source)
+
+
 def _is_local_files(source: Any) -> bool:
     """Whether Ultralytics would read ``source`` with ``LoadImagesAndVideos`` (a path, folder, glob or file list)."""
     if not isinstance(source, (str, Path)):
@@ -201,8 +434,17 @@ def _is_local_files(source: Any) -> bool:
     return not (stream or screen or lower.startswith(("http://", "https://")))
 
 
-def skipping_loader(source: Any, batch: int = 1, vid_stride: int = 1, channels: int = 3) -> Any:
+def skipping_loader(
+    source: Any,
+    batch: int = 1,
+    vid_stride: int = 1,
+    channels: int = 3,
+    max_pixels: int | None = None,
+    oversize: str = "skip",
+) -> Any:
     """Return a skipping ``LoadImagesAndVideos`` for a local-file ``source``, else ``source`` unchanged.
+
+    ``max_pixels`` and ``oversize`` are the CAM options of those names (:func:`read_image`).
 
     Raises:
         FileNotFoundError: as Ultralytics' loader, when the source does not exist or holds no image or video.
@@ -211,7 +453,9 @@ def skipping_loader(source: Any, batch: int = 1, vid_stride: int = 1, channels: 
         return source
     from ultralytics.data.loaders import SourceTypes
 
-    loader = _loader_class()(source, batch=batch, vid_stride=vid_stride, channels=channels)
+    loader = _loader_class()(
+        source, batch=batch, vid_stride=vid_stride, channels=channels, max_pixels=max_pixels, oversize=oversize
+    )
     loader.source_type = SourceTypes()  # files: not a stream, screenshot, in-memory image or tensor
     return loader
 
@@ -223,7 +467,9 @@ class SkippingSourcesMixin(_PredictorBase):
         """Give Ultralytics the skipping loader for local files; every other source goes through unchanged."""
         args = self.args
         channels = getattr(getattr(self, "model", None), "channels", 3)
-        loader = skipping_loader(source, batch=args.batch, vid_stride=args.vid_stride, channels=channels)
+        config = getattr(self, "cam_config", None)  # (CamPredictorMixin's; absent on a plain predictor)
+        limits = {"max_pixels": config.max_pixels, "oversize": config.oversize} if config is not None else {}
+        loader = skipping_loader(source, batch=args.batch, vid_stride=args.vid_stride, channels=channels, **limits)
         # ClassificationPredictor.setup_source takes no stride: pass it only when one was given
         super().setup_source(*((loader,) if stride is None else (loader, stride)))
 

@@ -7,6 +7,7 @@ writes ``summary.json`` with the writers of :mod:`ultralytics_cam.writers`.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import glob
 import json
@@ -20,8 +21,8 @@ from types import TracebackType
 from typing import Any
 
 from ._logging import LOGGER, PREFIX
-from .manifest import Manifest, ResumeState, check_resumable, clean_partials
-from .saving import write_image_folder, write_run_files
+from .manifest import Manifest, ResumeState, RunFolderLostError, check_resumable, clean_partials, input_identity
+from .saving import claim_run_dir, write_image_folder, write_run_files
 from .segments import SegmentWriter, join_segments, remove_segments
 from .sources import unreadable_reason
 from .writers import CAM_JSON_SCHEMA, SaveConfig, cam_record, write_image_file, write_json
@@ -185,11 +186,73 @@ class CamRun:
         self.engine = "local"
         # images that could not be decoded, reported by the engine (engine=ray)
         self.unreadable: list[dict[str, Any]] = []
+        self.notes: dict[str, str] = {}  # inputs explained in part, reported by the engine (engine=ray)
         # videos (SPEC §11): each video file's overlay is written in closed segments (ultralytics_cam.segments)
         self._open: dict[str, SegmentWriter] = {}  # video -> its open segment
         self._segments: dict[str, list[dict[str, Any]]] = {}  # video -> its closed segments' manifest lines, in order
         self._current: dict[str, float] = {}  # the video file the loader is in -> its overlay's fps
         self._complete: set[str] = set()  # videos joined and recorded by this session
+        self._inputs: dict[str, dict[str, Any] | None] = {}  # video -> what identifies its file (manifest "input")
+        # the run folder this run opened (device, inode): a folder deleted or replaced mid-run is detected (issue 21)
+        self._folder_id: tuple[int, int] | None = None
+        self.resumed = False
+        self.lost: str | None = None  # what was lost, once the folder or manifest was found gone
+
+    # -- the run folder ----------------------------------------------------------------------------------------------
+    def claim(self, predictor: Any) -> None:
+        """Make the run folder this run's own (:func:`ultralytics_cam.saving.claim_run_dir`) and watch it.
+
+        A new run claims its folder with an exclusive create, so runs started at the same moment on one ``name`` get
+        distinct folders; a resumed run goes on in the folder it resumes. ``predictor.save_dir`` follows.
+        """
+        if not self.resumed:
+            args = predictor.args
+            self.save_dir = claim_run_dir(self.save_dir, str(args.name or self.save_dir.name), bool(args.exist_ok))
+            predictor.save_dir = self.save_dir
+        self.watch()
+
+    def watch(self) -> None:
+        """Remember which folder ``save_dir`` is now, for :meth:`check_folder` (creating it if needed)."""
+        self.save_dir.mkdir(parents=True, exist_ok=True)
+        st = os.stat(self.save_dir)
+        self._folder_id = (st.st_dev, st.st_ino)
+
+    def check_folder(self) -> None:
+        """Check that the run folder and its manifest are still the ones this run opened.
+
+        A folder deleted, moved or replaced while the run went on would be created anew by the next write, and the run
+        would report every image explained while the earlier ones are gone.
+
+        Raises:
+            RunFolderLostError: the folder or the manifest is not the one the run opened; ``lost`` says what was lost.
+        """
+        if self._folder_id is None or self.lost is not None:
+            return
+        try:
+            st = os.stat(self.save_dir)
+            same = (st.st_dev, st.st_ino) == self._folder_id
+        except OSError:
+            same = False
+        try:
+            if self.manifest is not None:
+                self.manifest.check()
+        except RunFolderLostError:
+            if same:  # only the manifest went: the folders stay, but a resume cannot tell them complete
+                self.lost = (
+                    f"{self.save_dir / 'manifest.jsonl'} was deleted or replaced during the run: the records of the "
+                    f"{len(self.images)} images finished before are lost (their folders are kept; a resume would "
+                    "explain them again)"
+                )
+                raise RunFolderLostError(self.lost) from None
+        if not same:
+            counts = ((len(self.images), "image"), (len(self.videos), "video"))
+            done = " and ".join(_count(n, w) for n, w in counts if n)
+            self.lost = (
+                f"the run folder {self.save_dir} was deleted, moved or replaced during the run: "
+                + (f"the {done} finished before were lost with it" if done else "nothing had been finished in it")
+                + "; the run stopped rather than write into a new folder that would look complete"
+            )
+            raise RunFolderLostError(self.lost)
 
     # -- resuming ----------------------------------------------------------------------------------------------------
     def resume_from(self, state: ResumeState) -> None:
@@ -199,6 +262,7 @@ class CamRun:
             ValueError: the settings differ from the run's own in a way that changes the outputs.
         """
         check_resumable(state.sessions, self.settings, self.save_dir)
+        self.resumed = True
         for p in clean_partials(self.save_dir):
             LOGGER.info(f"{PREFIX}removed {p.name}, left in {p.parent} by the interrupted run")
         self.previous = state
@@ -212,7 +276,9 @@ class CamRun:
                 self._complete_previous_video(key, part)
         LOGGER.info(
             f"{PREFIX}resuming {self.save_dir}: {len(state.images)} images and {len(state.videos)} videos are complete"
-            + (f", {len(state.redo)} half-written outputs will be redone" if state.redo else "")
+            + (f", {n} half-written outputs will be redone" if (n := len(state.redo) - len(state.changed)) else "")
+            + (f", {len(state.changed)} changed inputs will be explained again" if state.changed else "")
+            + (f", {len(state.corrupt)} corrupt manifest lines were skipped" if state.corrupt else "")
             + "".join(
                 f"; {Path(k).name} goes on at frame {p['frames'] + 1}" for k, p in state.partial.items() if not p["end"]
             )
@@ -225,6 +291,7 @@ class CamRun:
 
     def _log(self, entry: dict[str, Any], sync: bool = True) -> None:
         """Append a manifest line (the session's ``run`` line first)."""
+        self.check_folder()
         if self.manifest is None:
             self.manifest = Manifest(self.save_dir)
             self.manifest.append(
@@ -241,6 +308,8 @@ class CamRun:
         self.write_seconds += (line.get("speed") or {}).get("write", 0.0) / 1e3
         self._predictions += line["predictions"]
         self._saved_paths.add(line["source"])
+        if isinstance(line.get("note"), str):  # explained in part (a Ray worker downscaled it)
+            self.notes[line["source"]] = line["note"]
 
     def record_image(self, line: dict[str, Any], sync: bool = True) -> None:
         """Record an image written by :meth:`write_image` (here or by a Ray worker): count it, append its line."""
@@ -271,6 +340,7 @@ class CamRun:
         A Ray worker writes with this and leaves the recording to the driver (:meth:`record_image`).
         """
         t0 = time.perf_counter()
+        self.check_folder()
         folder = self.save_dir / Path(save_path).stem
         config = SaveConfig(**{**self.config.__dict__, "source": str(result.path)})
         files = write_image_folder(result.cam, folder, config)
@@ -323,6 +393,7 @@ class CamRun:
         line is appended to the stream's partial ``cam.jsonl`` (the overlay is Ultralytics' own stream writer's).
         """
         t0 = time.perf_counter()
+        self.check_folder()
         key = str(result.path)
         for other in [k for k in self._current if k != key]:  # the loader moved on: that video has ended
             self._complete_video(other)
@@ -373,6 +444,7 @@ class CamRun:
             "fps": seg.fps,
             "predictions": seg.predictions,
             **({"meta": video.get("meta", {})} if seg.first == 1 else {}),  # cam.json's provenance, once per video
+            **self._input_entry(key),
             "files": files,
         }
         self._log(line)
@@ -408,9 +480,16 @@ class CamRun:
         sizes = {name: (folder / name).stat().st_size for name in [*files, "cam.json"]}
         video = self.videos[key]
         video.pop("meta", None)
-        self._log({"event": "video", **video, "files": sizes})
+        self._log({"event": "video", **video, **self._input_entry(key), "files": sizes})
         remove_segments(folder)
         self._complete.add(key)
+
+    def _input_entry(self, key: str) -> dict[str, Any]:
+        """``{"input": ...}``, what identifies video ``key`` for a resume (taken once per video), or nothing."""
+        if key not in self._inputs:
+            self._inputs[key] = input_identity(key)
+        identity = self._inputs[key]
+        return {"input": identity} if identity else {}
 
     def _fps_of(self, key: str) -> float:
         segments = self._segments.get(key) or []
@@ -524,11 +603,19 @@ class CamRun:
             "images": self.images,
             "videos": [*self._previous_videos(), *self.videos.values()],
             "skipped": skipped,
-            "notes": partly_explained(predictor),
+            "notes": [*partly_explained(predictor), *({"source": k, "note": v} for k, v in self.notes.items())],
         }
 
     def finish(self, predictor: Any, status: str, error: str | None = None) -> dict[str, Any]:
         """Finish the videos and write ``summary.json`` (when the run got as far as its folder); return the summary."""
+        if self.lost is None:
+            with contextlib.suppress(RunFolderLostError):  # found gone now: nothing more is written (self.lost says)
+                self.check_folder()
+        if self.lost is not None:  # writing would make a new folder that holds only what came after
+            status, error = "failed", error or f"RunFolderLostError: {self.lost}"
+            if self.manifest is not None:
+                self.manifest.close()
+            return self.summary(predictor, status, error)
         self._finish_videos(status)
         summary = self.summary(predictor, status, error)
         if self.save_dir.exists() or self.images or self.videos:
@@ -543,6 +630,10 @@ class CamRun:
         return summary
 
 
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}{'s' * (n != 1)}"
+
+
 def partly_explained(predictor: Any) -> list[dict[str, Any]]:
     """The inputs explained only in part (a multi-page TIFF: its first page), as ultralytics_cam.sources' loader saw."""
     notes = getattr(getattr(predictor, "dataset", None), "notes", None) or {}
@@ -554,7 +645,12 @@ def image_line_extras(result: Any, files: list[Path], folder: Path, t0: float) -
     speed = {k: float((result.speed or {}).get(k) or 0.0) for k in ("preprocess", "inference", "postprocess")}
     speed["write"] = (time.perf_counter() - t0) * 1e3
     sizes = {Path(f).relative_to(folder).as_posix(): Path(f).stat().st_size for f in files}
-    return {"speed": {k: round(v, 3) for k, v in speed.items()}, "files": sizes}
+    identity = input_identity(result.path)  # a resume explains the image again if another file takes its name
+    return {
+        "speed": {k: round(v, 3) for k, v in speed.items()},
+        "files": sizes,
+        **({"input": identity} if identity else {}),
+    }
 
 
 def _recorded_args(args: Any, source: Any) -> dict[str, Any]:

@@ -237,3 +237,19 @@ def yolo_cam_script() -> str:
     script = shutil.which("yolo-cam", path=str(Path(sys.executable).parent))
     assert script, "the yolo-cam console script is not installed next to this Python (pip install -e .)"
     return script
+
+
+def write_big_png(path: Path, width: int, height: int) -> None:
+    """A black ``width`` x ``height`` PNG of 1 bit per pixel: a few hundred KB on disk and a fraction of a second to
+    write, whatever its size in pixels (OpenCV decodes it to 3 bytes per pixel)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    row = b"\0" * (1 + (width + 7) // 8)  # filter byte, then the row's bits
+    z = zlib.compressobj(6)
+    data = b"".join(z.compress(row * min(1000, height - y)) for y in range(0, height, 1000)) + z.flush()
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # 1-bit grayscale
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b""))
