@@ -258,7 +258,7 @@ def evaluate(
     per_image: int | None = None,
     inverted: bool = False,
     sanity: bool = True,
-    early_stop: bool = True,
+    early_stop: bool = False,
     seed: int = 0,
     conf: float = 0.25,
     imgsz: Any = None,
@@ -287,7 +287,8 @@ def evaluate(
         per_image: score at most this many predictions per image, stratified by class and size (None: all).
         inverted: also score each map inverted (the ``inverted`` column).
         sanity: run the head-randomisation sanity check (the ``sanity`` column).
-        early_stop: stop a deletion curve once its prediction is gone (exact, see :mod:`ultralytics_cam.metrics`).
+        early_stop: stop a deletion curve once its prediction is gone (faster, not exact: see
+            :mod:`ultralytics_cam.metrics`).
         seed: seed of the random baseline, the sampling, ROAD's noise, the sanity check and the bootstrap.
         conf: confidence threshold of the explained predictions, as in ``model.cam``.
         imgsz: model input size, as in ``model.cam``.
