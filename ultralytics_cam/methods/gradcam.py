@@ -92,7 +92,7 @@ class _WeightsMethod(CamMethod):
         self, local: LocalGradients, context: Callable[[int, torch.Tensor], LayerContext]
     ) -> torch.Tensor:
         """Weights from the windows, then the channel sum over each image's whole map (one einsum per image)."""
-        if context(int(local.image[0]), local.image[:1]).eigen_smooth:
+        if context(int(local.image[0]), local.image.new_zeros(1)).eigen_smooth:  # row 0 of the window batch
             return super().local_layer_map(local, context)  # projects (m, C, h, w) weighted maps: the dense route
         sums = local.acts.double().sum((2, 3))[local.image]  # (m, C), in float64 as the dense route's weights
         double = LocalGradients(
@@ -184,7 +184,7 @@ class _ImageMethod(CamMethod):
         self, local: LocalGradients, context: Callable[[int, torch.Tensor], LayerContext]
     ) -> torch.Tensor:
         """The channel sum of the weighted window, placed on the map: zero elsewhere, where the gradient is zero."""
-        if context(int(local.image[0]), local.image[:1]).eigen_smooth:
+        if context(int(local.image[0]), local.image.new_zeros(1)).eigen_smooth:  # row 0 of the window batch
             return super().local_layer_map(local, context)
         return local.place(self.weighted(local.windows, local.grads).sum(1))
 
