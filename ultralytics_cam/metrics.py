@@ -330,7 +330,8 @@ class FaithfulnessScorer:
             the reference computation the tests compare with).
         threads: CPU threads of the perturbed forwards; None keeps torch's setting (on CPU Ultralytics leaves one core
             free). More threads than idle cores is far slower, not faster: on this project's 2-core machine under
-            load, 2 threads ran a batch 10-20x slower than 1 (measured), so nothing is raised by default.
+            load, 2 threads ran a batch 10-20x slower than 1 (measured), so nothing is raised by default;
+            :meth:`time_forward` can time both and keep the faster (eval does).
     """
 
     def __init__(
@@ -461,19 +462,34 @@ class FaithfulnessScorer:
                     "probs": probs,
                 }
 
-    def time_forward(self, image: np.ndarray, n: int = 4) -> float:
-        """Milliseconds per image of a batch of ``n`` copies of ``image`` (the second of two runs: warm)."""
+    def time_forward(self, image: np.ndarray, n: int = 4, choose_threads: bool = False) -> float:
+        """Milliseconds per image of a batch of ``n`` copies of ``image`` (the second of two runs: warm).
+
+        With ``choose_threads`` (and no ``threads`` given), torch's thread count and every core are both timed and
+        the faster is kept for the run: on an idle machine all cores are faster, on a busy one far slower.
+        """
         import time
+
+        import torch
 
         self._ensure_setup(image)
         run = self._predict_raw if self.raw else self._predict
-        times = []
-        for _ in range(2):
-            t0 = time.perf_counter()
-            list(run([image] * min(n, self.batch)))
-            times.append(time.perf_counter() - t0)
-        self.forwards -= 2 * min(n, self.batch)  # timing runs, not scored points
-        return times[-1] * 1000 / min(n, self.batch)
+        m = min(n, self.batch)
+        options: list[int | None] = [self.threads]
+        if choose_threads and self.threads is None and (os.cpu_count() or 1) > torch.get_num_threads():
+            options.append(os.cpu_count())
+        best: tuple[float, int | None] = (float("inf"), self.threads)
+        for threads in options:
+            self.threads = threads
+            times = []
+            for _ in range(2):
+                t0 = time.perf_counter()
+                list(run([image] * m))
+                times.append(time.perf_counter() - t0)
+            self.forwards -= 2 * m  # timing runs, not scored points
+            best = min(best, (times[-1] * 1000 / m, threads), key=lambda t: t[0])
+        self.threads = best[1]
+        return best[0]
 
     def _ensure_setup(self, image: np.ndarray) -> None:
         """The predictor's source and input size are set by its first call (``_predict_raw`` needs them)."""

@@ -437,6 +437,8 @@ def _estimate(
 
     The count of forwards is an upper bound: early stops and images shared between curves only lower it.
     """
+    import torch
+
     from .config import split_kwargs
 
     _, predict_args = split_kwargs(cam_kwargs)
@@ -444,7 +446,7 @@ def _estimate(
     per = settings["per_image"]
     # classify explains one class per image by default; the other tasks every kept prediction
     counts = [min(1 if r.probs is not None else len(r), per or len(r) or 1) for r in plain]
-    ms = scorer.time_forward(images[0])
+    ms = scorer.time_forward(images[0], choose_threads=True)
     h, w = images[0].shape[:2]
     inner = {lv: max(len(scorer._fractions(lv, (h, w))) - 2, 0) for lv in scorer.levels}
     per_pair = sum(2 * n for lv, n in inner.items() if lv == "image" or model.task != "classify")
@@ -458,7 +460,8 @@ def _estimate(
         f"{seconds / 60:.1f} min at most; early stops and shared images only lower it"
     )
     return {"predictions": sum(counts), "max_forwards": forwards, "ms_per_forward": round(ms, 1),
-            "cam_runs": cam_runs, "max_seconds": round(seconds)}  # fmt: skip
+            "threads": scorer.threads or torch.get_num_threads(), "cam_runs": cam_runs,
+            "max_seconds": round(seconds)}  # fmt: skip
 
 
 def _sanity(
