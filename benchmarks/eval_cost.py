@@ -12,8 +12,9 @@ No such model is on this machine, so two stand-ins, each with about 14 explained
   ``max_det=5``.
 
 For each: plain ``model.predict`` per image (the reference, in the same run), then ``ultralytics_cam.evaluate`` with
-the default settings and the four methods; printed and written as JSON: the wall time, the estimate printed before the
-run, the forwards, and the machine's load average (the machine may be shared)::
+the default settings and the four methods; printed and written as JSON: the wall time and the process's CPU time
+(on a shared machine the CPU time of a 1-thread run is what an idle machine's wall time would be, near enough), the
+estimate printed before the run, the forwards, and the machine's load average::
 
     python benchmarks/eval_cost.py                          # the YAML YOLOv8s stand-in on bus.jpg and zidane.jpg
     python benchmarks/eval_cost.py --case real --real-model /work/cache/real/ABD.pt --real-images DIR
@@ -49,6 +50,7 @@ def yaml_yolov8s() -> object:
 
 
 def main() -> int:
+    """Run one case; print the table and the numbers (and write them with --json)."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--case", choices=["yaml", "real"], default="yaml")
     p.add_argument("--real-model", help="the real benchmark model (.pt), for --case real")
@@ -58,6 +60,7 @@ def main() -> int:
     p.add_argument("--json", help="write the numbers here")
     args = p.parse_args()
 
+    import torch
     from ultralytics import YOLO
     from ultralytics.utils import ASSETS
 
@@ -73,21 +76,27 @@ def main() -> int:
         model, source, max_det, conf = YOLO(args.real_model), [str(x) for x in images[: args.max_images]], 5, 0.25
     max_det = args.max_det or max_det
     load_before = os.getloadavg()
-    t0 = time.perf_counter()
+    model.predict(source[0], conf=conf, max_det=max_det, verbose=False)  # warm-up
+    t0, c0 = time.perf_counter(), time.process_time()
     plain = model.predict(source, conf=conf, max_det=max_det, verbose=False)
     predict_ms = (time.perf_counter() - t0) * 1000 / len(source)
+    predict_cpu_ms = (time.process_time() - c0) * 1000 / len(source)
     predictions = sum(len(r) for r in plain)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     report = ultralytics_cam.evaluate(
         model, source, methods=METHODS, conf=conf, max_det=max_det, project=tempfile.mkdtemp(), name="eval"
     )
-    seconds = time.perf_counter() - t0
+    seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
     out = {
         "case": args.case,
         "images": len(source),
         "predictions": predictions,
         "predict_ms_per_image": round(predict_ms, 1),
+        "predict_cpu_ms_per_image": round(predict_cpu_ms, 1),
         "eval_seconds": round(seconds, 1),
+        "eval_cpu_seconds": round(cpu_seconds, 1),
+        "eval_seconds_per_predict": round(seconds * 1000 / predict_ms, 1),
+        "threads": torch.get_num_threads(),
         "estimate": report.settings["estimate"],
         "cost": report.settings["cost"],
         "load_average_before": [round(x, 2) for x in load_before],
