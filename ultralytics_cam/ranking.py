@@ -458,6 +458,7 @@ def _estimate(
         f"{PREFIX}eval: {candidates} candidates x {len(images)} images, {sum(counts)} predictions to score: at most "
         f"{forwards:,} perturbed forwards at {ms:.0f} ms each (measured now) and {cam_runs} CAM runs, about "
         f"{seconds / 60:.1f} min at most; early stops and shared images only lower it"
+        + ("; fill=road adds a sparse solve per perturbed image, not counted here" if scorer.fill == "road" else "")
     )
     return {"predictions": sum(counts), "max_forwards": forwards, "ms_per_forward": round(ms, 1),
             "threads": scorer.threads or torch.get_num_threads(), "cam_runs": cam_runs,
