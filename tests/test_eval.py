@@ -267,6 +267,16 @@ def test_the_recommendation_says_beats_only_where_the_interval_excludes_zero():
     assert "is beaten by ConfidenceMap (-0.100 [-0.200, -0.050]) and the centre prior" in recommend([worse], base)
     flagged = _row(0.7, every["ci95"]["faithfulness"], {"rank_correlation": 0.97, "flagged": True})
     assert "barely change when the head's weights are randomised (rank correlation 0.97)" in recommend([flagged], base)
+    # the most faithful candidate that passes the sanity check is recommended; a flagged one above it is named
+    sane = {
+        **_row(0.6, every["ci95"]["faithfulness"], {"rank_correlation": 0.1, "flagged": False}),
+        "method": "GradCAM",
+    }
+    text = recommend([{**flagged, "method": "EigenCAM"}, sane], base)
+    assert text.startswith(
+        "Recommended: method=GradCAM layers=auto, the most faithful candidate that passes the sanity"
+    )
+    assert "EigenCAM layers=auto (0.700, rank correlation 0.97) ranks higher but fails the sanity check" in text
 
 
 def test_the_recommendation_says_when_the_ranking_carries_no_information():
