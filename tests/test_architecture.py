@@ -52,6 +52,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "integrations",
             "metrics",
             "localisation",
+            "baselines",
             "sanity",
             "evaluation",
         ),
