@@ -347,7 +347,7 @@ def test_the_cost_is_estimated_and_logged_before_the_run_and_bounds_it(tmp_path,
                         lambda *a, **k: order.append("candidate") or real_candidate(*a, **k))  # fmt: skip
     logged = []
     monkeypatch.setattr(ranking.LOGGER, "info", lambda msg, *a, **k: logged.append(msg) or real_info(msg, *a, **k))
-    report = ultralytics_cam.evaluate(trained("detect"), DEMO, methods="EigenCAM", max_images=2, steps=3,
+    report = ultralytics_cam.evaluate(trained("detect"), DEMO, methods="EigenCAM", max_images=1, steps=3,
                                       sanity=False, project=tmp_path)  # fmt: skip
     assert order == ["estimate", "candidate"]
     assert any("perturbed forwards at" in m and "min at most" in m for m in logged)
