@@ -29,6 +29,8 @@ BASELINE_LABELS = {"random": "the random map", "confidence": "ConfidenceMap", "c
 #: than half of its pixel ranking survives without what the head learned (Adebayo et al. 2018 read such maps as
 #: independent of the model).
 SANITY_FLAG = 0.5
+#: Differences this small are float32 rounding of equal curves (a model whose outputs ignore the pixels), not evidence.
+NUMERICAL_TIE = 1e-6
 
 
 def _per_prediction(areas: dict[str, float]) -> dict[str, float]:
@@ -65,7 +67,7 @@ def _better(metric: str, ci: dict[str, float]) -> int:
     """+1: the candidate is better than the baseline (the interval excludes 0 on its side), -1: worse, 0: no call."""
     sign = -1 if metric.endswith("deletion") else 1
     low, high = ci.get("low", float("nan")), ci.get("high", float("nan"))
-    if math.isnan(low) or math.isnan(high):
+    if math.isnan(low) or math.isnan(high) or max(abs(low), abs(high)) < NUMERICAL_TIE:
         return 0
     if sign * low > 0 and sign * high > 0:
         return 1
@@ -116,7 +118,7 @@ def recommend(ranking: list[dict[str, Any]], baselines: dict[str, dict[str, floa
     if not cis:
         return head
     calls = {name: _better("faithfulness", ci) for name, ci in cis.items()}
-    if all(abs(ci["diff"]) < 1e-9 and abs(ci["high"] - ci["low"]) < 1e-9 for ci in cis.values()):
+    if all(max(abs(ci["diff"]), abs(ci["low"]), abs(ci["high"])) < NUMERICAL_TIE for ci in cis.values()):
         return (f"{head} It ties with {_join([BASELINE_LABELS.get(n, n) for n in cis])} on every prediction, so the "
                 "ranking carries no information (the model's outputs may not depend on the pixels).")  # fmt: skip
     n = next(iter(cis.values())).get("n", 0)
