@@ -19,7 +19,21 @@ PACKAGE = Path(__file__).resolve().parents[1] / "ultralytics_cam"
 #: Layers from the bottom up: a module's own prefix decides its layer (the longest matching prefix wins). A new module
 #: must be placed here, which is the point: its place in the layering is a decision, not an accident.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("foundation", ("_logging", "errors", "maps", "plotting", "replay", "geometry", "manifest", "methods.projection")),
+    (
+        "foundation",
+        (
+            "_logging",
+            "errors",
+            "maps",
+            "plotting",
+            "replay",
+            "geometry",
+            "manifest",
+            "methods.projection",
+            "imputation",
+            "intervals",
+        ),
+    ),
     ("model", ("layers", "heads")),
     ("specs", ("methods", "targets", "writers", "report")),
     ("registry", ("registry", "plugins")),
@@ -37,10 +51,13 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "api",
             "integrations",
             "metrics",
+            "localisation",
+            "baselines",
+            "sanity",
             "evaluation",
         ),
     ),
-    ("front ends", ("ranking", "figures", "listings", "cli", "distributed", "app", "")),
+    ("front ends", ("ranking", "verdicts", "figures", "listings", "cli", "distributed", "app", "")),
 ]
 REGISTRY = next(i for i, (name, _) in enumerate(LAYERS) if name == "registry")
 

@@ -55,7 +55,20 @@ def test_eval_ranks_every_candidate_best_first(eval_run):
         assert row["faithfulness"] == pytest.approx(
             np.mean([row[f"{lv}_insertion"] - row[f"{lv}_deletion"] for lv in ("image", "box")])
         )
-    assert set(r.baselines) == {"random", "confidence"}
+    assert set(r.baselines) == {"random", "confidence", "centre"}
+    for row in r.ranking:  # an interval against every baseline for every metric, and the sanity check
+        assert set(row["ci95"]) == {
+            "faithfulness",
+            "image_deletion",
+            "image_insertion",
+            "box_deletion",
+            "box_insertion",
+        }
+        for per_baseline in row["ci95"].values():
+            assert set(per_baseline) == {"random", "confidence", "centre"}
+            for ci in per_baseline.values():
+                assert ci["low"] <= ci["diff"] <= ci["high"] and ci["n"] == row["predictions"]
+        assert set(row["sanity"]) >= {"rank_correlation", "flagged"}
     best = r.ranking[0]
     assert f"method={best['method']} layers={best['layers']}" in r.recommendation
     # HiResCAM with layers=22 reads a level the demo's objects are not predicted from: empty maps, which must not
@@ -75,14 +88,17 @@ def test_eval_writes_json_csv_figures_and_report(eval_run):
     assert data["settings"]["layers"] == ["auto", "22"] and data["settings"]["max_images"] == 2
     with open(d / "eval.csv", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 4 + 2  # candidates, then the two baselines
-    assert rows[0]["method"] == eval_run.ranking[0]["method"] and rows[-1]["method"] == "baseline:confidence"
+    assert len(rows) == 4 + 3  # candidates, then the three baselines
+    assert rows[0]["method"] == eval_run.ranking[0]["method"] and rows[-1]["method"] == "baseline:centre"
+    assert {"ci95_low", "ci95_high", "sanity", "image_deletion@20%"} <= set(rows[0])  # steps=5: 0, 20, 40, ... %
+    assert data["ranking"][0]["ci95"]["faithfulness"]["centre"]["high"] is not None
     assert float(rows[0]["faithfulness"]) == pytest.approx(eval_run.ranking[0]["faithfulness"], abs=1e-4)
     figs = sorted(p.name for p in (d / "figures").iterdir())
     assert figs == [f"shapes_{i}_{kind}.png" for i in (0, 1) for kind in ("best", "layers", "methods")]
     assert (d / "index.html").is_file()
     table = eval_run.table()
-    assert "(random)" in table and "(confidence)" in table and eval_run.recommendation in table
+    assert "(random)" in table and "(confidence)" in table and "(centre)" in table
+    assert eval_run.recommendation in table and "95% CI" in table
 
 
 def test_eval_rejects_bad_options_before_running(tmp_path):
@@ -224,16 +240,117 @@ def test_ctrl_c_keeps_the_finished_candidates(tmp_path, monkeypatch):
     assert (report.save_dir / "eval.csv").read_text(encoding="utf-8").count("EigenCAM") == 1
 
 
+def _row(f, cis, sanity=None):
+    return {"method": "HiResCAM", "layers": "auto", "faithfulness": f, "pointing_game": 1.0, "ms_per_image": 9.0,
+            "ci95": {"faithfulness": cis}, "sanity": sanity or {}}  # fmt: skip
+
+
+def _ci(diff, low, high):
+    return {"diff": diff, "low": low, "high": high, "n": 14}
+
+
+def test_the_recommendation_says_beats_only_where_the_interval_excludes_zero():
+    from ultralytics_cam.verdicts import recommend
+
+    base = {"random": {"faithfulness": 0.3}, "confidence": {"faithfulness": 0.5}, "centre": {"faithfulness": 0.6}}
+    every = _row(0.7, {"random": _ci(0.4, 0.3, 0.5), "confidence": _ci(0.2, 0.1, 0.3), "centre": _ci(0.1, 0.02, 0.2)})
+    text = recommend([every], base)
+    assert "beats the random map" in text and "It explains more than the boxes and the priors do." in text
+    # the same means, but the interval against the centre prior reaches below 0: no claim against it
+    close = _row(0.7, {"random": _ci(0.4, 0.3, 0.5), "confidence": _ci(0.2, 0.1, 0.3), "centre": _ci(0.1, -0.01, 0.2)})
+    text = recommend([close], base)
+    assert "cannot be told apart from the centre prior (+0.100 [-0.010, +0.200])" in text
+    assert "No candidate beats every baseline" in text and "explains more than" not in text
+    worse = _row(
+        0.4, {"random": _ci(0.1, 0.05, 0.2), "confidence": _ci(-0.1, -0.2, -0.05), "centre": _ci(-0.2, -0.3, -0.1)}
+    )
+    assert "is beaten by ConfidenceMap (-0.100 [-0.200, -0.050]) and the centre prior" in recommend([worse], base)
+    flagged = _row(0.7, every["ci95"]["faithfulness"], {"rank_correlation": 0.97, "flagged": True})
+    assert "barely change when the head's weights are randomised (rank correlation 0.97)" in recommend([flagged], base)
+    # the most faithful candidate that passes the sanity check is recommended; a flagged one above it is named
+    sane = {
+        **_row(0.6, every["ci95"]["faithfulness"], {"rank_correlation": 0.1, "flagged": False}),
+        "method": "GradCAM",
+    }
+    text = recommend([{**flagged, "method": "EigenCAM"}, sane], base)
+    assert text.startswith(
+        "Recommended: method=GradCAM layers=auto, the most faithful candidate that passes the sanity"
+    )
+    assert "EigenCAM layers=auto (0.700, rank correlation 0.97) ranks higher but fails the sanity check" in text
+
+
 def test_the_recommendation_says_when_the_ranking_carries_no_information():
-    """A model whose predictions ignore the pixels (random weights) scores 0 everywhere: a tie, not a win."""
-    from ultralytics_cam.ranking import _recommend
+    """A model whose predictions ignore the pixels (random weights) scores the same everywhere: a tie, not a win."""
+    from ultralytics_cam.verdicts import recommend
 
-    def row(f):
-        return {"method": "HiResCAM", "layers": "auto", "faithfulness": f, "pointing_game": 1.0, "ms_per_image": 9.0}
+    zero, rounding = _ci(0.0, 0.0, 0.0), _ci(3e-8, 1e-8, 5e-8)  # float32 rounding of equal curves is no evidence
+    text = recommend([_row(0.0, {"random": zero, "confidence": rounding, "centre": zero})], {})
+    assert "ties with the random map, ConfidenceMap and the centre prior" in text
+    assert "carries no information" in text
 
-    def baselines(conf, rand):
-        return {"confidence": {"faithfulness": conf}, "random": {"faithfulness": rand}}
 
-    assert "ties with the random map" in _recommend([row(-0.0001)], baselines(0.0, 0.0))
-    assert "beats the random map and ConfidenceMap" in _recommend([row(0.75)], baselines(0.70, 0.5))
-    assert "does not beat ConfidenceMap" in _recommend([row(0.06)], baselines(0.085, 0.02))
+def test_paired_bootstrap_intervals():
+    from ultralytics_cam.intervals import paired_bootstrap
+
+    rng = np.random.default_rng(0)
+    out = paired_bootstrap({"same": np.full(30, 0.2), "noise": rng.normal(0, 1, 30)})
+    out.update(paired_bootstrap({"shift": rng.normal(1, 0.5, 200)}))
+    out.update(paired_bootstrap({"one": np.array([0.3, np.nan])}))
+    assert out["same"] == {"diff": pytest.approx(0.2), "low": pytest.approx(0.2), "high": pytest.approx(0.2), "n": 30}
+    assert out["noise"]["low"] < 0 < out["noise"]["high"]
+    assert 0.8 < out["shift"]["low"] < 1 < out["shift"]["high"] < 1.2
+    assert out["one"]["n"] == 1 and np.isnan(out["one"]["low"])
+    data = {"x": rng.normal(0, 1, 40)}
+    assert paired_bootstrap(data, seed=5) == paired_bootstrap(data, seed=5)
+    with pytest.raises(ValueError, match="one difference per prediction"):
+        paired_bootstrap({"a": np.zeros(3), "b": np.zeros(4)})
+
+
+@pytest.mark.slow
+def test_sanity_check_flags_maps_that_ignore_the_head(eval_run):
+    """EigenCAM at the head input reads activations only: randomising the head leaves its maps unchanged (flagged).
+    HiResCAM's maps follow the head's weights (measured on these demo images: 0.44)."""
+    rows = {(r["method"], r["layers"]): r for r in eval_run.ranking}
+    eigen, hires = rows[("EigenCAM", "auto")]["sanity"], rows[("HiResCAM", "auto")]["sanity"]
+    assert eigen["rank_correlation"] == pytest.approx(1.0) and eigen["flagged"]
+    assert hires["rank_correlation"] < 0.8 and hires["predictions"] >= 2
+    assert "!" in eval_run.table()
+
+
+def test_randomised_head_changes_only_the_heads_learned_weights():
+    from ultralytics_cam.sanity import randomised_head
+
+    model = trained("detect")
+    rand = randomised_head(model, seed=0)
+    head, rhead = model.model.model[-1], rand.model.model[-1]
+    for (name, p), q in zip(head.named_parameters(), rhead.parameters()):
+        assert torch_equal(p, q) == ("dfl" in name or p.numel() < 2), name
+    for p, q in zip(model.model.model[0].parameters(), rand.model.model[0].parameters()):
+        assert torch_equal(p, q)  # the backbone is untouched
+    assert rand.model is not model.model
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+
+    return bool(torch.equal(a, b))
+
+
+@pytest.mark.slow
+def test_the_cost_is_estimated_and_logged_before_the_run_and_bounds_it(tmp_path, monkeypatch):
+    from ultralytics_cam import ranking
+
+    order = []
+    real_estimate, real_candidate, real_info = ranking._estimate, ranking._evaluate_candidate, ranking.LOGGER.info
+    monkeypatch.setattr(ranking, "_estimate", lambda *a, **k: order.append("estimate") or real_estimate(*a, **k))
+    monkeypatch.setattr(ranking, "_evaluate_candidate",
+                        lambda *a, **k: order.append("candidate") or real_candidate(*a, **k))  # fmt: skip
+    logged = []
+    monkeypatch.setattr(ranking.LOGGER, "info", lambda msg, *a, **k: logged.append(msg) or real_info(msg, *a, **k))
+    report = ultralytics_cam.evaluate(trained("detect"), DEMO, methods="EigenCAM", max_images=1, steps=3,
+                                      sanity=False, project=tmp_path)  # fmt: skip
+    assert order == ["estimate", "candidate"]
+    assert any("perturbed forwards at" in m and "min at most" in m for m in logged)
+    est, cost = report.settings["estimate"], report.settings["cost"]
+    assert est["predictions"] == report.ranking[0]["predictions"]
+    assert 0 < cost["forwards"] <= est["max_forwards"]

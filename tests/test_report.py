@@ -106,6 +106,9 @@ def test_eval_report_shows_the_ranking(tmp_path):
         rows = page.evaluate("[...document.querySelectorAll('#ranking tbody tr')].map(r => r.children[1].textContent)")
         assert rows[:2] == [r["method"] for r in report.ranking] and "baseline: random" in rows
         assert page.inner_text("#recommendation") == report.recommendation
+        table = page.inner_text("#ranking")  # the interval against the best baseline and the sanity check
+        assert "vs best baseline [95% CI]" in table and "sanity (rank corr.)" in table
+        assert any(f"{b}: " in table for b in ("random", "confidence", "centre"))
         page.click("#ranking th[data-key=method]")
         after = page.evaluate("[...document.querySelectorAll('#ranking tbody tr')].map(r => r.children[1].textContent)")
         assert after == sorted(rows, key=str.casefold)  # the page compares as the browser's locale does

@@ -41,21 +41,25 @@ __all__ = [
 
 #: The methods ``yolo-cam eval`` ranks when ``methods=`` is not given.
 DEFAULT_METHODS = ("HiResCAM", "LayerCAM", "GradCAM", "EigenCAM")
-#: Faithfulness differences below this are ties in the recommendation.
-TIE = 0.01
 #: Sample images that get figures (their results are kept until the end of the run).
 FIGURE_IMAGES = 5
-#: Columns of ``eval.csv`` and of the printed table, in order.
+#: Columns of ``eval.csv`` and of the printed table, in order (then the points, ``image_deletion@5%``, ...).
 COLUMNS = (
     "rank",
     "method",
     "layers",
     "faithfulness",
+    "vs_baseline",
+    "ci95_diff",
+    "ci95_low",
+    "ci95_high",
     "image_deletion",
     "image_insertion",
     "box_deletion",
     "box_insertion",
     "inverted_faithfulness",
+    "sanity",
+    "sanity_flagged",
     "pointing_game",
     "energy_in_box",
     "ms_per_image",
@@ -63,6 +67,10 @@ COLUMNS = (
     "empty_maps",
     "error",
 )
+#: The areas every candidate and baseline reports.
+AREAS = ("faithfulness", "image_deletion", "image_insertion", "box_deletion", "box_insertion")
+#: The baselines eval scores on every image (``inverted`` is per candidate, on request).
+EVAL_BASELINES = ("random", "confidence", "centre")
 
 
 def split_layer_sets(layers: Any) -> list[str]:
@@ -161,49 +169,64 @@ class EvalReport:
         from .summary import versions
 
         return {
-            "schema_version": 1,
+            "schema_version": 2,
             "status": self.status,
             "settings": self.settings,
             "images": self.images,
             "recommendation": self.recommendation,
-            "ranking": [{k: _nan_to_none(v) for k, v in r.items()} for r in self.ranking],
-            "baselines": {b: {k: _nan_to_none(v) for k, v in s.items()} for b, s in self.baselines.items()},
+            "ranking": [_json_ready(r) for r in self.ranking],
+            "baselines": {b: _json_ready(s) for b, s in self.baselines.items()},
             "metric": "faithfulness = insertion AUC - deletion AUC, mean of image-level and box-level (higher is "
-            "better); deletion fills with '{}', insertion reveals onto a blurred image".format(self.settings["fill"]),
+            "better); deletion fills with '{}', insertion reveals onto a blurred image; ci95: paired bootstrap 95 % "
+            "interval of the candidate minus each baseline, per metric; sanity: rank correlation of each map with "
+            "the head's weights randomised".format(self.settings["fill"]),
             "versions": versions(),
         }
 
     def csv_text(self) -> str:
-        """``eval.csv``: one row per candidate and one per baseline."""
+        """``eval.csv``: one row per candidate and one per baseline (the points after the fixed columns)."""
+        points = sorted({k for r in [*self.ranking, *self.baselines.values()] for k in r if "@" in k}, key=_point_key)
+        fields = [*COLUMNS, *points]
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
+        writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         for r in self.ranking:
-            writer.writerow({k: _fmt(r.get(k)) for k in COLUMNS})
+            writer.writerow({k: _fmt(v) for k, v in _flat_row(r).items()})
         for name, s in self.baselines.items():
-            writer.writerow({"method": f"baseline:{name}", **{k: _fmt(s.get(k)) for k in COLUMNS if k in s}})
+            writer.writerow({"method": f"baseline:{name}", **{k: _fmt(s.get(k)) for k in fields if k in s}})
         return buf.getvalue()
 
     def table(self) -> str:
         """The ranking as a text table, baselines last, with the recommendation."""
-        head = ("#", "method", "layers", "faithful", "del img", "ins img", "del box", "ins box", "inverted", "point",
-                "energy", "ms/img")  # fmt: skip
-        keys = ("rank", "method", "layers", "faithfulness", "image_deletion", "image_insertion", "box_deletion",
-                "box_insertion", "inverted_faithfulness", "pointing_game", "energy_in_box", "ms_per_image")  # fmt: skip
-        rows = [[_fmt(r.get(k), 0 if k == "ms_per_image" else 3) for k in keys] for r in self.ranking]
-        rows += [["", f"({name})", "", *[_fmt(s.get(k), 3) for k in keys[3:8]], "", "", "", ""]
-                 for name, s in self.baselines.items()]  # fmt: skip
-        widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
-        lines = ["  ".join(str(x).ljust(w) for x, w in zip(line, widths)).rstrip() for line in [head, *rows]]
-        errors = [f"{r['method']} layers={r['layers']}: {r['error']}" for r in self.ranking if r.get("error")]
-        empty = [
-            f"{r['method']} layers={r['layers']} ({r['empty_maps']} of {r['predictions']})"
-            for r in self.ranking
-            if r.get("empty_maps")
-        ]
-        notes = ["", "Empty maps (these layers do not feed those predictions; they score as a random map): "
-                 + ", ".join(empty)] if empty else []  # fmt: skip
-        return "\n".join([*lines, *(["", "Failed:", *errors] if errors else []), *notes, "", self.recommendation])
+        from .verdicts import table
+
+        return table(self.ranking, self.baselines, self.recommendation, bool(self.settings.get("inverted")))
+
+
+def _point_key(k: str) -> tuple[str, float]:
+    name, _, pct = k.partition("@")
+    return name, float(pct.rstrip("%"))
+
+
+def _flat_row(r: dict[str, Any]) -> dict[str, Any]:
+    """A ranking row with its interval against the best baseline and its sanity check as plain columns."""
+    out = {k: v for k, v in r.items() if k not in ("ci95", "sanity")}
+    best = r.get("best_baseline")
+    ci = r.get("ci95", {}).get("faithfulness", {}).get(best or "", {})
+    out.update(vs_baseline=best or "", ci95_diff=ci.get("diff"), ci95_low=ci.get("low"), ci95_high=ci.get("high"))
+    sanity = r.get("sanity") or {}
+    out.update(sanity=sanity.get("rank_correlation"), sanity_flagged=sanity.get("flagged"))
+    return out
+
+
+def _json_ready(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {k: _json_ready(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_json_ready(x) for x in v]
+    if isinstance(v, (np.floating, np.integer, np.bool_)):
+        v = v.item()
+    return _nan_to_none(v)
 
 
 class EvalInterrupted(KeyboardInterrupt):
@@ -239,30 +262,6 @@ def _fmt(v: Any, digits: int = 4) -> str:
     return str(v)
 
 
-def _recommend(ranking: list[dict[str, Any]], baselines: dict[str, dict[str, float]]) -> str:
-    ok = [r for r in ranking if not r.get("error") and not math.isnan(r["faithfulness"])]
-    if not ok:
-        return "No candidate could be evaluated: no image had a prediction to explain, or every candidate failed."
-    best = ok[0]
-    conf = baselines.get("confidence", {}).get("faithfulness", float("nan"))
-    rand = baselines.get("random", {}).get("faithfulness", float("nan"))
-    loc = "" if math.isnan(best["pointing_game"]) else f", pointing game {best['pointing_game']:.2f}"
-    f = best["faithfulness"]
-    if abs(f - conf) < TIE and abs(f - rand) < TIE:  # e.g. a model whose predictions ignore the pixels
-        verdict = "ties with the random map and ConfidenceMap, so the ranking carries no information"
-    elif f > max(conf, rand) + TIE:
-        verdict = "beats the random map and ConfidenceMap"
-    elif f <= conf + TIE:
-        verdict = "does not beat ConfidenceMap, so no candidate explains more than the boxes themselves"
-    else:
-        verdict = "beats ConfidenceMap but not the random map"
-    return (
-        f"Recommended: method={best['method']} layers={best['layers']}, the most faithful candidate (faithfulness "
-        f"{best['faithfulness']:.3f} vs {rand:.3f} for a random map and {conf:.3f} for ConfidenceMap; it {verdict}"
-        f"{loc}, {best['ms_per_image']:.0f} ms/image)."
-    )
-
-
 def evaluate(
     model: Any,
     source: Any = None,
@@ -271,8 +270,14 @@ def evaluate(
     layers: Any = "auto",
     target: str | None = None,
     max_images: int = 20,
-    steps: int = 10,
+    protocol: str = "default",
+    steps: int | None = None,
     fill: str = "gray",
+    per_image: int | None = None,
+    inverted: bool = False,
+    sanity: bool = True,
+    early_stop: bool = False,
+    seed: int = 0,
     conf: float = 0.25,
     imgsz: Any = None,
     device: Any = None,
@@ -294,8 +299,15 @@ def evaluate(
             ``"auto;16,19,22;9"``), each in ``model.cam``'s ``layers=`` syntax.
         target: what each map explains (``model.cam``'s ``target``; the task's default when None).
         max_images: images of ``source`` to use (the first ones).
-        steps: deletion/insertion steps (:class:`~ultralytics_cam.metrics.FaithfulnessScorer`).
-        fill: what deleted pixels become: ``gray`` (114) or ``blur``.
+        protocol: ``default`` or ``odexai`` (:data:`~ultralytics_cam.metrics.PROTOCOLS`).
+        steps: None for the fine schedules, or a number of equal steps per curve.
+        fill: what deleted pixels become: ``gray`` (114), ``blur`` or ``road`` (noisy linear imputation).
+        per_image: score at most this many predictions per image, stratified by class and size (None: all).
+        inverted: also score each map inverted (the ``inverted`` column).
+        sanity: run the head-randomisation sanity check (the ``sanity`` column).
+        early_stop: stop a deletion curve once its prediction is gone (faster, not exact: see
+            :mod:`ultralytics_cam.metrics`).
+        seed: seed of the random baseline, the sampling, ROAD's noise, the sanity check and the bootstrap.
         conf: confidence threshold of the explained predictions, as in ``model.cam``.
         imgsz: model input size, as in ``model.cam``.
         device: as in ``model.cam``.
@@ -317,6 +329,7 @@ def evaluate(
     """
     from . import metrics
     from .config import CamConfig
+    from .verdicts import recommend
 
     method_list, layer_sets = _split_methods(methods), split_layer_sets(layers)
     for m in method_list:  # names and layer syntax checked before anything runs; the message names the bad value
@@ -324,6 +337,10 @@ def evaluate(
             CamConfig(method=m, layers=layer_set)
     if fill not in metrics.FILLS:
         raise ValueError(f"fill={fill!r} is not a fill; use one of {', '.join(metrics.FILLS)}.")
+    if protocol not in metrics.PROTOCOLS:
+        raise ValueError(f"protocol={protocol!r} is not a protocol; use one of {', '.join(metrics.PROTOCOLS)}.")
+    if per_image is not None and (not isinstance(per_image, int) or isinstance(per_image, bool) or per_image < 1):
+        raise ValueError(f"per_image={per_image!r} must be a positive integer (or None: every prediction).")
     if source is None:
         from ultralytics.utils import ASSETS
 
@@ -335,8 +352,9 @@ def evaluate(
     names, images = [n for n, _ in sample], [im for _, im in sample]
     # The perturbed predictions are kept down to a tenth of conf (at most 0.01), so scores fade rather than vanish.
     scorer = metrics.FaithfulnessScorer(
-        model, steps=steps, fill=fill, batch=batch, conf=min(0.01, conf / 10), imgsz=imgsz, device=device
-    )
+        model, protocol=protocol, steps=steps, fill=fill, batch=batch, conf=min(0.01, conf / 10), imgsz=imgsz,
+        device=device, seed=seed, early_stop=early_stop,
+    )  # fmt: skip
     cam_kwargs = {**cam_kwargs, "conf": conf, "verbose": False, **({"target": target} if target else {})}
     cam_kwargs.update({k: v for k, v in {"imgsz": imgsz, "device": device}.items() if v is not None})
     settings = {
@@ -347,15 +365,23 @@ def evaluate(
         "layers": layer_sets,
         "target": target,
         "max_images": max_images,
+        "protocol": protocol,
         "steps": steps,
-        "fill": fill,
+        "schedule": {lv: list(metrics.IMAGE_SCHEDULE if lv == "image" else metrics.BOX_SCHEDULE)
+                     for lv in scorer.levels} if steps is None and protocol == "default" else None,
+        "fill": scorer.fill,
+        "per_image": per_image,
+        "inverted": inverted,
+        "sanity": sanity,
+        "early_stop": early_stop,
+        "seed": seed,
         "conf": conf,
         "imgsz": imgsz,
         "device": None if device is None else str(device),
         **{k: v for k, v in cam_kwargs.items() if k not in ("conf", "verbose", "target")},
-    }
-    cases: dict[int, _Case] = {}
-    baseline_rows: list[dict[str, Any]] = []
+    }  # fmt: skip
+    settings["estimate"] = _estimate(model, images, scorer, cam_kwargs, len(method_list) * len(layer_sets), settings)
+    state = _EvalState(scorer, per_image, inverted, seed)
     ranking: list[dict[str, Any]] = []
     first_results: dict[tuple[str, str], Any] = {}
     bar = None
@@ -367,12 +393,13 @@ def evaluate(
         bar = TQDM(total=len(method_list) * len(layer_sets) * len(images), desc="yolo-cam eval", unit="img",
                    file=sys.stderr)  # fmt: skip
     status, stop = "completed", None
+    t0 = time.perf_counter()
     try:
         for method in method_list:
             for layer_set in layer_sets:
-                row = _evaluate_candidate(
-                    model, images, method, layer_set, cam_kwargs, scorer, cases, baseline_rows, bar, first_results
-                )
+                row = _evaluate_candidate(model, images, method, layer_set, cam_kwargs, state, bar, first_results)
+                if sanity and not row.get("error") and row.get("predictions"):
+                    row["sanity"] = _sanity(model, images, row["method"], layer_set, cam_kwargs, seed)
                 ranking.append(row)
     except KeyboardInterrupt as e:
         status, stop = "interrupted", e  # (stop: SIGINT or SIGTERM, for yolo-cam's exit code 128 + the signal)
@@ -380,13 +407,22 @@ def evaluate(
     finally:
         if bar is not None:
             bar.close()
+    settings["cost"] = {
+        "seconds": round(time.perf_counter() - t0, 1),
+        "forwards": scorer.forwards,
+        "points": scorer.requested,
+        "forward_seconds": round(scorer.seconds, 1),
+    }
+    LOGGER.info(f"{PREFIX}eval took {settings['cost']['seconds']:.0f} s: {scorer.forwards} perturbed forwards for "
+                f"{scorer.requested} curve points (the rest shared or stopped early)")  # fmt: skip
     ranking.sort(key=lambda r: (bool(r.get("error")), -_nan_low(r["faithfulness"])))
+    # the same predictions for every candidate: one baseline per image
+    baselines = {b: s for b, s in metrics.summarise(state.baseline_rows, EVAL_BASELINES).items() if b != "map"}
+    best_baseline = max(baselines, key=lambda b: _nan_low(baselines[b].get("faithfulness", float("nan"))), default=None)
     for i, r in enumerate(ranking, 1):
         r["rank"] = i
-    baselines = {
-        b: s for b, s in metrics.summarise(baseline_rows, ("random", "confidence")).items() if b != "map"
-    }  # the same predictions for every candidate: one baseline per image
-    report = EvalReport(ranking, baselines, _recommend(ranking, baselines), names, settings, status)
+        r["best_baseline"] = best_baseline
+    report = EvalReport(ranking, baselines, recommend(ranking, baselines), names, settings, status)
     if save:
         _write_eval(report, model, names, images, first_results, project, name, exist_ok)
     if status == "interrupted":
@@ -398,21 +434,86 @@ def _nan_low(v: float) -> float:
     return -1e9 if v is None or math.isnan(v) else v
 
 
+@dataclass
+class _EvalState:
+    """What every candidate shares: the scorer, the prepared images, the sampled predictions, the baselines' rows."""
+
+    scorer: FaithfulnessScorer
+    per_image: int | None
+    inverted: bool
+    seed: int
+    cases: dict[int, _Case] = field(default_factory=dict)
+    rows: dict[int, np.ndarray] = field(default_factory=dict)  # image -> the predictions scored
+    baseline_rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _estimate(
+    model: Any, images: list[np.ndarray], scorer: FaithfulnessScorer, cam_kwargs: dict[str, Any], candidates: int,
+    settings: dict[str, Any],
+) -> dict[str, Any]:  # fmt: skip
+    """Count the predictions (one plain predict per image), time a forward, and log the run's cost before it starts.
+
+    The count of forwards is an upper bound: early stops and images shared between curves only lower it.
+    """
+    import torch
+
+    from .config import split_kwargs
+
+    _, predict_args = split_kwargs(cam_kwargs)
+    plain = model.predict(list(images), **{**predict_args, "verbose": False})
+    per = settings["per_image"]
+    # classify explains one class per image by default; the other tasks every kept prediction
+    counts = [min(1 if r.probs is not None else len(r), per or len(r) or 1) for r in plain]
+    ms = scorer.time_forward(images[0], choose_threads=True)
+    h, w = images[0].shape[:2]
+    inner = {lv: max(len(scorer._fractions(lv, (h, w))) - 2, 0) for lv in scorer.levels}
+    per_pair = sum(2 * n for lv, n in inner.items() if lv == "image" or model.task != "classify")
+    map_sets = candidates * (2 if settings["inverted"] else 1) + len(EVAL_BASELINES)
+    forwards = sum(counts) * per_pair * map_sets + sum(2 + 2 * c for c in counts) + len(images)
+    cam_runs = candidates * len(images) * (3 if settings["sanity"] else 1)
+    seconds = forwards * ms / 1000 + cam_runs * 3 * ms / 1000  # a CAM run: a forward and a backward, about 3 forwards
+    LOGGER.info(
+        f"{PREFIX}eval: {candidates} candidates x {len(images)} images, {sum(counts)} predictions to score: at most "
+        f"{forwards:,} perturbed forwards at {ms:.0f} ms each (measured now) and {cam_runs} CAM runs, about "
+        f"{seconds / 60:.1f} min at most; early stops and shared images only lower it"
+        + ("; fill=road adds a sparse solve per perturbed image, not counted here" if scorer.fill == "road" else "")
+    )
+    return {"predictions": sum(counts), "max_forwards": forwards, "ms_per_forward": round(ms, 1),
+            "threads": scorer.threads or torch.get_num_threads(), "cam_runs": cam_runs,
+            "max_seconds": round(seconds)}  # fmt: skip
+
+
+def _sanity(
+    model: Any, images: list[np.ndarray], method: str, layers: str, cam_kwargs: dict[str, Any], seed: int
+) -> dict[str, Any]:
+    from .sanity import sanity_correlations
+    from .verdicts import SANITY_FLAG
+
+    try:
+        corr = sanity_correlations(model, images, method, layers, cam_kwargs, seed=seed)
+    except Exception as e:  # the check is evidence beside the ranking: a failure is recorded, never fatal
+        LOGGER.warning(f"{PREFIX}eval: the sanity check of {method} layers={layers} failed: {e}")
+        return {"rank_correlation": float("nan"), "flagged": False, "predictions": 0, "error": str(e)}
+    vals = [c for c in corr if not math.isnan(c)]
+    mean = float(np.mean(vals)) if vals else float("nan")
+    return {"rank_correlation": mean, "flagged": bool(vals) and mean >= SANITY_FLAG, "predictions": len(vals),
+            "test": "head weights randomised (Adebayo et al. 2018), Spearman rank correlation of the maps"}  # fmt: skip
+
+
 def _evaluate_candidate(
     model: Any,
     images: list[np.ndarray],
     method: str,
     layer_set: str,
     cam_kwargs: dict[str, Any],
-    scorer: FaithfulnessScorer,
-    cases: dict[int, _Case],
-    baseline_rows: list[dict[str, Any]],
+    state: _EvalState,
     bar: Any,
     first_results: dict[tuple[str, str], Any],
 ) -> dict[str, Any]:
     """Run one candidate on every image and score it; an error (e.g. a refused method) is recorded, not raised."""
     from . import metrics
     from .errors import CamError
+    from .verdicts import intervals
 
     row: dict[str, Any] = {
         "method": method,
@@ -421,6 +522,7 @@ def _evaluate_candidate(
         "empty_maps": 0,
         "error": "",
     }
+    scorer = state.scorer
     t0 = time.perf_counter()
     try:
         results = model.cam(list(images), method=method, layers=layer_set, **cam_kwargs)
@@ -442,30 +544,39 @@ def _evaluate_candidate(
         if j < FIGURE_IMAGES:  # kept for the figures only: every candidate's maps of every image would not fit
             first_results.setdefault((method, layer_set), [None] * FIGURE_IMAGES)[j] = r
         if len(r.cam):
-            case = cases.get(j)
+            case = state.cases.get(j)
             if case is None or not _same_predictions(case, r):
-                case = cases[j] = scorer.prepare(r)
-                baseline_rows[:] = [b for b in baseline_rows if b["image"] != j]
-                for name, maps in metrics.baseline_maps(r, r.cam.maps, ("random", "confidence"), seed=j + 1).items():
-                    for i, c in enumerate(scorer.curves(case, maps)):
-                        _put(baseline_rows, j, i, name, c.aucs())
+                case = state.cases[j] = scorer.prepare(r, index=j)
+                state.rows[j] = metrics.sample_predictions(r, state.per_image, seed=state.seed + j)
+                state.baseline_rows[:] = [b for b in state.baseline_rows if b["image"] != j]
+                for name, maps in metrics.baseline_maps(r, r.cam.maps, EVAL_BASELINES, seed=scorer.seed).items():
+                    for i, c in zip(state.rows[j], _scored(scorer.curves(case, maps, state.rows[j]), state.rows[j])):
+                        _put(state.baseline_rows, j, int(i), name, {**c.aucs(), **c.points()})
             maps = r.cam.maps
-            for name, m in (("map", maps), ("inverted", metrics.inverted_maps(maps))):
-                for i, c in enumerate(scorer.curves(case, m)):
-                    _put(rows, j, i, name, c.aucs())
+            sets = [("map", maps)] + ([("inverted", metrics.inverted_maps(maps))] if state.inverted else [])
+            for name, m in sets:
+                for i, c in zip(state.rows[j], _scored(scorer.curves(case, m, state.rows[j]), state.rows[j])):
+                    _put(rows, j, int(i), name, {**c.aucs(), **c.points()})
+            scored = state.rows[j]
             for k, v in metrics.own_region_scores(r, maps).items():
-                own[k] += v
-            row["empty_maps"] = row.get("empty_maps", 0) + int((maps.reshape(len(maps), -1).max(1) <= 0).sum())
+                own[k] += [v[int(i)] for i in scored]
+            row["empty_maps"] += int((maps[scored].reshape(len(scored), -1).max(1) <= 0).sum())
         if bar is not None:
             bar.update(1)
     summary = metrics.summarise(rows, ("map", "inverted"))
     s = summary.get("map", {})
-    row.update({k: s.get(k, float("nan")) for k in COLUMNS[3:8]})
+    row.update({k: v for k, v in s.items() if k in AREAS or "@" in k})
     row["inverted_faithfulness"] = summary.get("inverted", {}).get("faithfulness", float("nan"))
     for k, v in own.items():
         row[k] = float(np.nanmean(v)) if v and not np.isnan(v).all() else float("nan")
     row["predictions"] = len(rows)
+    row["ci95"] = intervals(rows, state.baseline_rows, EVAL_BASELINES, seed=state.seed)
     return row
+
+
+def _scored(curves: list[Any], rows: np.ndarray) -> list[Any]:
+    """The curves of the scored predictions, in the order of ``rows``."""
+    return [curves[int(i)] for i in rows]
 
 
 def _put(rows: list[dict[str, Any]], image: int, prediction: int, name: str, aucs: dict[str, float]) -> None:
