@@ -19,7 +19,20 @@ PACKAGE = Path(__file__).resolve().parents[1] / "ultralytics_cam"
 #: Layers from the bottom up: a module's own prefix decides its layer (the longest matching prefix wins). A new module
 #: must be placed here, which is the point: its place in the layering is a decision, not an accident.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("foundation", ("_logging", "errors", "maps", "plotting", "replay", "geometry", "manifest", "methods.projection")),
+    (
+        "foundation",
+        (
+            "_logging",
+            "errors",
+            "maps",
+            "plotting",
+            "replay",
+            "geometry",
+            "manifest",
+            "methods.projection",
+            "similarity",
+        ),
+    ),
     ("model", ("layers", "heads")),
     ("specs", ("methods", "targets", "writers", "report")),
     ("registry", ("registry", "plugins")),
@@ -28,6 +41,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         (
             "config",
             "engine",
+            "blackbox",
             "result",
             "saving",
             "summary",

@@ -65,6 +65,11 @@ class CamConfig:
             boxes, or (semantic) an (H, W) boolean mask of the image; ``None`` explains the whole image.
         head_replay: on YOLO anchor heads with ``layers="auto"``, compute gradients by the local head replay (exact,
             at about the cost of a predict); False forces the dense batched backward (for checking, or comparing).
+        drise_masks: ``method="DRISE"``: random masks per image (each one a forward pass; docs/drise.md: cost and
+            stability against the number).
+        drise_cells: ``method="DRISE"``: mask cells along the image's longer side (the paper's 16 x 16 grid).
+        drise_keep: ``method="DRISE"``: probability that a mask keeps a cell, in (0, 1).
+        seed: seed of the random masks (``DRISE``): the same seed gives the same masks, hence the same maps.
     """
 
     method: str = "HiResCAM"
@@ -79,6 +84,10 @@ class CamConfig:
     save_maps: bool = False
     head_replay: bool = True
     region: Any = None
+    drise_masks: int = 1000
+    drise_cells: int = 16
+    drise_keep: float = 0.5
+    seed: int = 0
     #: Resolved from ``method``, ``target`` and ``layers`` once, in ``__post_init__``; not options themselves.
     method_spec: MethodSpec = field(init=False, repr=False, compare=False)
     target_spec: TargetSpec = field(init=False, repr=False, compare=False)
@@ -100,6 +109,7 @@ class CamConfig:
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name}={getattr(self, name)!r} is not valid: use True or False.")
         object.__setattr__(self, "region", parse_region(self.region))
+        _check_drise(self)
 
     def display(self) -> dict[str, Any]:
         """The drawing options, as ``CamResult.plot`` takes them."""
@@ -112,6 +122,32 @@ class CamConfig:
     def __reduce__(self) -> tuple[Callable[[dict[str, Any]], CamConfig], tuple[dict[str, Any]]]:
         """Pickle the options only (plugin specs may hold closures); unpickling resolves them again."""
         return (_from_options, (self.to_dict(),))
+
+
+def _check_drise(config: CamConfig) -> None:
+    """Check the D-RISE options (whole numbers given as text or floats are read as the numbers they spell).
+
+    Raises:
+        ValueError: a value is out of range; the message names the option and what it accepts.
+    """
+    for name, low, allowed in (
+        ("drise_masks", 1, "a whole number >= 1 (masks, hence forward passes, per image)"),
+        ("drise_cells", 1, "a whole number >= 1 (cells along the image's longer side)"),
+        ("seed", 0, "a whole number >= 0"),
+    ):
+        value = _whole(getattr(config, name))
+        if value is None or value < low:
+            raise ValueError(f"{name}={getattr(config, name)!r} is not valid: use {allowed}.")
+        object.__setattr__(config, name, value)
+    keep = config.drise_keep
+    if isinstance(keep, str):
+        try:
+            keep = float(keep)
+        except ValueError:
+            keep = None
+    if isinstance(keep, bool) or not isinstance(keep, (int, float)) or not 0 < keep < 1:
+        raise ValueError(f"drise_keep={config.drise_keep!r} is not valid: use a number between 0 and 1 (exclusive).")
+    object.__setattr__(config, "drise_keep", float(keep))
 
 
 def _from_options(options: dict[str, Any]) -> CamConfig:
