@@ -31,6 +31,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "manifest",
             "methods.projection",
             "similarity",
+            "agreement",
         ),
     ),
     ("model", ("layers", "heads")),

@@ -23,19 +23,19 @@ from conftest import render, trained
 
 # -- masks ------------------------------------------------------------------------------------------------------------
 def test_masks_depend_on_the_seed_only_not_on_the_chunks_they_are_built_in():
-    masks = MaskSet(40, (48, 64), cells=8, keep=0.5, seed=3)
+    masks = MaskSet(40, (48, 64), cell=8, keep=0.5, seed=3)
     whole = masks.masks(0, 40)
     parts = torch.cat([masks.masks(i, min(i + 7, 40)) for i in range(0, 40, 7)])
     assert torch.equal(whole, parts)
-    assert torch.equal(whole, MaskSet(40, (48, 64), cells=8, keep=0.5, seed=3).masks(0, 40))
-    assert not torch.equal(whole, MaskSet(40, (48, 64), cells=8, keep=0.5, seed=4).masks(0, 40))
+    assert torch.equal(whole, MaskSet(40, (48, 64), cell=8, keep=0.5, seed=3).masks(0, 40))
+    assert not torch.equal(whole, MaskSet(40, (48, 64), cell=8, keep=0.5, seed=4).masks(0, 40))
 
 
 def test_masks_are_smooth_cells_kept_with_the_given_probability():
-    masks = MaskSet(400, (64, 96), cells=8, keep=0.3, seed=0)
+    masks = MaskSet(400, (64, 96), cell=12, keep=0.3, seed=0)
     m = masks.masks(0, 400)
     assert m.shape == (400, 64, 96) and m.min() >= 0 and m.max() <= 1
-    assert masks.cell == math.ceil(96 / 8) == 12  # square cells: 8 along the longer side
+    assert masks.grid.shape[-2:] == (math.ceil(64 / 12) + 1, 96 // 12 + 1)  # one extra row and column to shift into
     assert abs(float(m.mean()) - 0.3) < 0.02  # the share of the image a mask keeps is the keep probability
     steps = (m[:, :, 1:] - m[:, :, :-1]).abs().amax()
     assert steps <= 1 / 12 + 1e-6  # bilinear: at most one cell's rise per pixel, never a hard edge
@@ -165,6 +165,6 @@ def test_options_that_mean_nothing_to_drise_are_refused():
         model.cam(im, method="DRISE", layers="16,19")
     with pytest.raises(MethodError, match="aug_smooth=True"):
         model.cam(im, method="DRISE", aug_smooth=True)
-    for key, value in (("drise_masks", 0), ("drise_cells", 1.5), ("drise_keep", 1.0), ("seed", -1)):
+    for key, value in (("drise_masks", 0), ("drise_cell", 1.5), ("drise_keep", 1.0), ("seed", -1)):
         with pytest.raises(ValueError, match=f"{key}="):
             model.cam(im, method="DRISE", **{key: value})

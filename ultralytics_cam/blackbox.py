@@ -150,7 +150,7 @@ class BlackBoxEngine:
             return out
         y0, y1, x0, x1 = _content(geometry)
         config = self.config
-        masks = MaskSet(config.drise_masks, (y1 - y0, x1 - x0), config.drise_cells, config.drise_keep, config.seed)
+        masks = MaskSet(config.drise_masks, (y1 - y0, x1 - x0), config.drise_cell, config.drise_keep, config.seed)
         accumulator = SaliencyAccumulator(n, masks.hw)
         verbose = bool(getattr(self.predictor.args, "verbose", False)) and len(masks) >= PROGRESS_MIN_MASKS
         with _progress(len(masks), f"{self.method.name} {_name(result)}", verbose) as bar:

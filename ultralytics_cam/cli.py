@@ -57,7 +57,7 @@ LAYERS_KEYS = ("model", "imgsz", "task")
 EVAL_KEYS = tuple(listings.EVAL_KEY_HELP)
 #: Keys of ``yolo-cam compare`` (``ultralytics_cam.ranking.compare``'s options and the CAM keys it passes on).
 COMPARE_KEYS = ("model", "source", "method", "layers", "target", "max_images", "conf", "imgsz", "device", "project",
-                "name", "exist_ok", "verbose")  # fmt: skip
+                "name", "exist_ok", "verbose", "drise_masks", "drise_cell", "drise_keep", "seed")  # fmt: skip
 #: Keys of ``yolo-cam report``.
 REPORT_KEYS = ("dir",)
 #: Keys of ``yolo-cam app``: where it listens, its language, and what its form starts with.

@@ -67,7 +67,7 @@ class CamConfig:
             at about the cost of a predict); False forces the dense batched backward (for checking, or comparing).
         drise_masks: ``method="DRISE"``: random masks per image (each one a forward pass; docs/drise.md: cost and
             stability against the number).
-        drise_cells: ``method="DRISE"``: mask cells along the image's longer side (the paper's 16 x 16 grid).
+        drise_cell: ``method="DRISE"``: the side of a mask cell in model-input pixels (RISE's 224 / 7 = 32).
         drise_keep: ``method="DRISE"``: probability that a mask keeps a cell, in (0, 1).
         seed: seed of the random masks (``DRISE``): the same seed gives the same masks, hence the same maps.
     """
@@ -85,7 +85,7 @@ class CamConfig:
     head_replay: bool = True
     region: Any = None
     drise_masks: int = 1000
-    drise_cells: int = 16
+    drise_cell: int = 32
     drise_keep: float = 0.5
     seed: int = 0
     #: Resolved from ``method``, ``target`` and ``layers`` once, in ``__post_init__``; not options themselves.
@@ -132,7 +132,7 @@ def _check_drise(config: CamConfig) -> None:
     """
     for name, low, allowed in (
         ("drise_masks", 1, "a whole number >= 1 (masks, hence forward passes, per image)"),
-        ("drise_cells", 1, "a whole number >= 1 (cells along the image's longer side)"),
+        ("drise_cell", 1, "a whole number >= 1 (the side of a mask cell in model-input pixels)"),
         ("seed", 0, "a whole number >= 0"),
     ):
         value = _whole(getattr(config, name))

@@ -7,12 +7,11 @@ Nothing inside the model is read, so the method runs on any backend Ultralytics 
 TorchScript, TensorRT, ...); :class:`~ultralytics_cam.blackbox.BlackBoxEngine` drives the masked forwards through the
 predictor. This module holds what is independent of the model: the masks and the accumulation.
 
-**Masks** (RISE's generator, ``eclique/RISE`` ``explanations.py``): a grid of cells, each kept with probability
-``keep``; the grid is upsampled bilinearly and shifted by a random offset of up to one cell in each direction, so the
-mask edges fall anywhere, not on a fixed lattice. RISE upsamples ``s`` cells onto ``(s + 1) * cell`` pixels before
-cropping (so its cells are ``(s + 1) / s`` cells wide); here one extra row and column of cells is drawn instead, so a
-cell is exactly ``cell`` pixels and the shift covers one whole cell. Cells are square, ``cell = ceil(longer side /
-cells)`` pixels, so a 16-cell grid gives 16 cells along the image's longer side whatever its aspect ratio.
+**Masks** (RISE's generator, ``eclique/RISE`` ``explanations.py``): a grid of square cells, each kept with
+probability ``keep``; the grid is upsampled bilinearly and shifted by a random offset of up to one cell in each
+direction, so the mask edges fall anywhere, not on a fixed lattice. RISE upsamples ``s`` cells onto ``(s + 1) * cell``
+pixels before cropping (so its cells are ``(s + 1) / s`` cells wide); here one extra row and column of cells is drawn
+instead, so a cell is exactly ``cell`` pixels and the shift covers one whole cell.
 
 **Saliency** (the D-RISE weighted sum, debiased): ``S = sum_i (w_i - mean(w)) M_i``. Subtracting the mean weight is
 a control variate: the plain sum ``sum_i w_i M_i`` carries ``mean(w) * sum_i M_i``, which is the random coverage of
@@ -55,15 +54,15 @@ class MaskSet:
     Args:
         n: number of masks.
         hw: (height, width) of the masked area in pixels.
-        cells: cells along the longer side.
+        cell: the side of a (square) cell in pixels.
         keep: probability that a cell is kept.
         seed: the seed of the masks.
     """
 
-    def __init__(self, n: int, hw: tuple[int, int], cells: int, keep: float, seed: int) -> None:
+    def __init__(self, n: int, hw: tuple[int, int], cell: int, keep: float, seed: int) -> None:
         h, w = hw
         self.n, self.hw = n, (int(h), int(w))
-        self.cell = math.ceil(max(h, w) / cells)
+        self.cell = int(cell)
         gh, gw = math.ceil(h / self.cell), math.ceil(w / self.cell)
         generator = torch.Generator().manual_seed(int(seed))
         self.grid = (torch.rand((n, 1, gh + 1, gw + 1), generator=generator) < keep).float()
