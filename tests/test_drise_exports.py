@@ -43,7 +43,7 @@ def load(path, task):
         ("pose", "onnx"),
         ("obb", "onnx"),
         ("classify", "onnx"),
-    ],  # fmt: skip
+    ],
 )
 def test_drise_on_an_export_gives_the_maps_of_the_pt(exported, task, fmt):
     model = load(exported(task, fmt), task)
