@@ -233,8 +233,9 @@ def _class_scores(predictor: Any, preds: Any) -> torch.Tensor | None:
     p = preds
     while isinstance(p, (list, tuple)) and len(p):
         p = p[0]
-    nc = len(predictor.model.names)
-    end2end = bool(getattr(predictor.model, "end2end", False))
+    backend: Any = predictor.model  # an AutoBackend after setup_model (typed None by the predictor's __init__)
+    nc = len(backend.names)
+    end2end = bool(getattr(backend, "end2end", False))
     if not isinstance(p, torch.Tensor) or p.ndim != 3 or end2end or p.shape[-1] == 6 or p.shape[1] < 4 + nc:
         return None
     return p[:, 4 : 4 + nc]

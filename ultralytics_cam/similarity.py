@@ -117,5 +117,6 @@ def _cosine(a: Detections, b: Detections) -> torch.Tensor:
 
 def _unit(p: Any) -> torch.Tensor:
     """Rows scaled to unit length (a zero row stays zero)."""
-    p = torch.as_tensor(p).float()
-    return p / p.norm(dim=1, keepdim=True).clamp(min=1e-12)
+    rows = torch.as_tensor(p).float()
+    out: torch.Tensor = rows / rows.norm(dim=1, keepdim=True).clamp(min=1e-12)
+    return out
