@@ -113,3 +113,33 @@ def test_compare_reports_when_two_models_look_at_different_things():
     rows = map_agreement(a, b)
     assert all(row["match"] == row["prediction"] for row in rows)  # the same model: the same rows
     assert np.mean([row["correlation"] for row in rows]) < 0.9
+
+
+def test_the_val_failure_hook_explains_an_exports_failures_with_drise(exported, tmp_path):
+    """``model.val`` of an ONNX export with the hook: the deliberate failures are found and each gets its map."""
+    from test_val_failures import IMGSZ, VAL, _clean, _edited, _found, _write_detection_set
+
+    from ultralytics_cam import add_val_failure_hook
+
+    model = trained("detect")
+    clean = _clean(model, "detect", 3, seed=1000, root=tmp_path, min_objects=2)
+    images, expected = {}, {}
+    for name, edit, k in (("a_drop", "drop", 0), ("b_add", "add", 1), ("c_change", "change", 2)):
+        objects, failure = _edited("detect", clean[k:] + clean[:k], edit)
+        images[name] = (clean[k][0], objects)
+        expected[f"{name}.png"] = failure
+    data = _write_detection_set(tmp_path / "shapes", "detect", images)
+    onnx = load(exported("detect", "onnx"), "detect")
+    add_val_failure_hook(onnx, method="DRISE", drise_masks=32, strict=True)
+    metrics = onnx.val(data=str(data), imgsz=IMGSZ, project=str(tmp_path), name="val", **VAL)
+    folder = tmp_path / "val" / "cam_failures"
+    report = json.loads((folder / "failures.json").read_text(encoding="utf-8"))
+    assert metrics.box.map50 > 0 and report["method"] == "DRISE" and report["layers"] == []
+    assert _found(report) == expected
+    for row in report["failures"]:
+        assert len(row["files"]) == (3 if row["kind"] == "wrong_class" else 2)
+        assert all((folder / f).is_file() for f in row["files"])
+    missed = next(r for r in report["failures"] if r["kind"] == "missed")
+    assert missed["map_confidence"] == [pytest.approx(missed["confidence"], abs=1e-5)]  # nothing is drawn there
+    wrong = next(r for r in report["failures"] if r["kind"] == "wrong_class")
+    assert wrong["map_confidence"][0] > wrong["map_confidence"][1]  # the model prefers what is drawn
