@@ -87,6 +87,7 @@ class BlackBoxFailures:
         cls, conf, boxes = [], [], []
         width = case.gt_boxes.shape[-1] if len(case.gt_boxes) else case.pred_boxes.shape[-1]
         for f in case.failures:
+            rows: list[tuple[int | None, torch.Tensor | None]]
             if f.kind == "misclassified":
                 rows = [(f.cls, None), (f.true_cls, None)]
             elif f.kind == "missed":
@@ -94,8 +95,8 @@ class BlackBoxFailures:
                 rows = [(f.cls, case.gt_boxes[f.gt])]
             else:
                 assert f.pred is not None  # every other detection failure is a prediction's
-                box = case.pred_boxes[f.pred]
-                rows = [(f.cls, box)] + ([(f.true_cls, box)] if f.kind == "wrong_class" else [])
+                pred_box = case.pred_boxes[f.pred]
+                rows = [(f.cls, pred_box)] + ([(f.true_cls, pred_box)] if f.kind == "wrong_class" else [])
             for c, box in rows:
                 cls.append(int(c if c is not None else -1))
                 conf.append(1.0)
@@ -122,7 +123,7 @@ class BlackBoxFailures:
         """The validator's own postprocess of the model's outputs on ``x``, as D-RISE proposals."""
         v = self.validator
         saved = v.args.conf
-        v.args.conf = max(float(saved), self.method.proposal_conf)  # type: ignore[attr-defined]
+        v.args.conf = max(float(saved), self.method.proposal_conf)
         try:
             with torch.inference_mode():
                 preds = v.postprocess(self.model(x))
@@ -130,8 +131,8 @@ class BlackBoxFailures:
             v.args.conf = saved
         if self.task == "classify":
             probs = preds[0] if isinstance(preds, (list, tuple)) else preds
-            return [Detections(torch.zeros(0, dtype=torch.long), torch.zeros(0), torch.zeros((0, 0)), p[None].float().cpu())
-                    for p in probs]  # fmt: skip
+            none = torch.zeros(0, dtype=torch.long)
+            return [Detections(none, torch.zeros(0), torch.zeros((0, 0)), p[None].float().cpu()) for p in probs]
         out = []
         for p in preds:
             masks = p.get("masks")
