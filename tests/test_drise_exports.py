@@ -9,6 +9,7 @@ differences: measured here (160 px, 64 masks) a correlation above 0.999 on every
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -143,3 +144,33 @@ def test_the_val_failure_hook_explains_an_exports_failures_with_drise(exported, 
     assert missed["map_confidence"] == [pytest.approx(missed["confidence"], abs=1e-5)]  # nothing is drawn there
     wrong = next(r for r in report["failures"] if r["kind"] == "wrong_class")
     assert wrong["map_confidence"][0] > wrong["map_confidence"][1]  # the model prefers what is drawn
+
+
+def test_the_app_runs_drise_on_an_export_and_refuses_gradient_methods_there(exported, tmp_path):
+    import importlib.util
+
+    import cv2
+
+    from conftest import require
+
+    require(importlib.util.find_spec("gradio") is not None, "the app needs pip install 'ultralytics-cam[app]'")
+    from ultralytics_cam.app.choices import model_info
+    from ultralytics_cam.app.runner import RunController
+    from ultralytics_cam.app.settings import FormError, build_settings
+
+    onnx = exported("detect", "onnx")
+    source = tmp_path / "imgs"
+    source.mkdir()
+    cv2.imwrite(str(source / "shapes.png"), render("detect", seed=3)[0])
+    form = {"model": str(onnx), "source": str(source), "project": str(tmp_path / "out"), "imgsz": 160}
+    with pytest.raises(FormError, match="Gradient methods need PyTorch weights.*choose method DRISE"):
+        build_settings(**form, method="HiResCAM")
+    settings = build_settings(**form, method="DRISE")
+    settings.cam["drise_masks"] = 16  # the form keeps DRISE's default; a test needs fewer masks
+    info = model_info(str(onnx), 160)
+    assert info.task == "detect" and info.layers == []  # an export has no layer table
+    controller = RunController()
+    controller.start(settings)
+    state = controller.wait(120)
+    assert state.status == "completed", state.failure
+    assert [i.name for i in state.items] == ["shapes.png"] and Path(state.items[0].heatmap).is_file()
