@@ -163,7 +163,7 @@ def test_the_app_runs_drise_on_an_export_and_refuses_gradient_methods_there(expo
     source.mkdir()
     cv2.imwrite(str(source / "shapes.png"), render("detect", seed=3)[0])
     form = {"model": str(onnx), "source": str(source), "project": str(tmp_path / "out"), "imgsz": 160}
-    with pytest.raises(FormError, match="Gradient methods need PyTorch weights.*choose method DRISE"):
+    with pytest.raises(FormError, match=r"Gradient methods need PyTorch weights.*choose method DRISE"):
         build_settings(**form, method="HiResCAM")
     settings = build_settings(**form, method="DRISE")
     settings.cam["drise_masks"] = 16  # the form keeps DRISE's default; a test needs fewer masks
