@@ -11,8 +11,9 @@ format whose exporter is not installed is reported and skipped), then, on the sa
 1. **backends**: ``model.cam(method="DRISE")`` with the default options and seed 0 on the ``.pt`` and each export; the
    wall time per image (one call over all images, after a one-mask warm-up call) and, per prediction matched between
    the ``.pt`` and the export (class and box IoU >= 0.5), the correlation of the maps;
-2. **masks**: the ``.pt`` with every ``--masks`` count under seeds 0 and 1: the time per image and the per-prediction
-   correlation between the two seeds (how stable the maps are at that cost);
+2. **masks**: the ``.pt`` (or ``--stability-format``: an export, whose maps equal the ``.pt``'s, faster on a CPU) with
+   every ``--masks`` count under seeds 0 and 1: the time per image and the per-prediction correlation between the two
+   seeds (how stable the maps are at that cost);
 3. **figure**: ``yolo-cam compare`` of the ``.pt`` and its ONNX export on the first image (``--figure``).
 
 Writes ``--json`` (every number) and prints the markdown tables of docs/drise.md. The timings are ratios of one run
@@ -80,6 +81,7 @@ def main() -> None:
     parser.add_argument("--formats", default=",".join(FORMATS))
     parser.add_argument("--masks", default="250,500,1000", help="mask counts of the cost / stability table")
     parser.add_argument("--backend-masks", type=int, default=None, help="masks of the backend table (the default)")
+    parser.add_argument("--stability-format", default="pt", help="backend of the masks table (pt or an export)")
     parser.add_argument("--json", default="drise_benchmark.json")
     parser.add_argument("--figure", default=None, help="where to copy the .pt vs ONNX compare figure")
     args = parser.parse_args()
@@ -117,12 +119,15 @@ def main() -> None:
         report["backends"] = backends
         counts = [int(n) for n in args.masks.split(",") if n]
         masks = {}
+        fmt = args.stability_format
+        stable = pt if fmt == "pt" else YOLO(str(exports[fmt]), task=pt.task)
+        report["stability_format"] = fmt
         for n in counts:
-            if n == report["backend_masks"]:  # the .pt run of the backend table: the same masks, seed 0
+            if n == report["backend_masks"] and fmt == "pt":  # the .pt run of the backend table: the same masks
                 a, ms = ref, ref_ms
             else:
-                a, ms = run(pt, images, imgsz=imgsz, drise_masks=n, seed=0)
-            b, _ = run(pt, images, imgsz=imgsz, drise_masks=n, seed=1)
+                a, ms = run(stable, images, imgsz=imgsz, drise_masks=n, seed=0)
+            b, _ = run(stable, images, imgsz=imgsz, drise_masks=n, seed=1)
             masks[n] = {"ms_per_image": round(ms), **agreement(a, b)}
             print(f"{n} masks: {masks[n]}", file=sys.stderr)
         report["masks"] = masks
@@ -157,7 +162,8 @@ def tables(report: dict) -> str:
         else:
             lines.append(f"| {fmt} | {b['ms_per_image']} | {b['matched']}/{b['predictions']} | "
                          f"{b['mean_correlation']} / {b['min_correlation']} |")  # fmt: skip
-    lines += ["", "| masks | ms / image | correlation seed 0 vs 1 (mean / min) |", "|---:|---:|---:|"]
+    lines += ["", f"| masks ({report['stability_format']}) | ms / image | correlation seed 0 vs 1 (mean / min) |",
+              "|---:|---:|---:|"]  # fmt: skip
     for n, m in report["masks"].items():
         lines.append(f"| {n} | {m['ms_per_image']} | {m['mean_correlation']} / {m['min_correlation']} |")
     return "\n".join(lines)
