@@ -168,3 +168,24 @@ def test_options_that_mean_nothing_to_drise_are_refused():
     for key, value in (("drise_masks", 0), ("drise_cell", 1.5), ("drise_keep", 1.0), ("seed", -1)):
         with pytest.raises(ValueError, match=f"{key}="):
             model.cam(im, method="DRISE", **{key: value})
+
+
+@pytest.mark.parametrize("task", ["detect", "obb"])
+def test_class_vectors_are_read_at_the_anchors_nms_kept(task, monkeypatch):
+    """Every target and proposal carries its anchor's class scores: their maximum is its confidence, at its class."""
+    import ultralytics_cam.blackbox as blackbox
+
+    seen = []
+    real = blackbox.drise_similarity
+
+    def spy(target, found):
+        seen.append((target, found))
+        return real(target, found)
+
+    monkeypatch.setattr(blackbox, "drise_similarity", spy)
+    (r,) = trained(task).cam(render(task, seed=11)[0], **{**KW, "drise_masks": 16})
+    assert len(r.cam) and seen
+    for d in (seen[0][0], *(found for _, found in seen if len(found))):
+        assert d.probs is not None and d.probs.shape == (len(d), len(r.names))
+        values, classes = d.probs.max(1)
+        assert torch.allclose(values, d.conf, atol=1e-5) and torch.equal(classes, d.cls)

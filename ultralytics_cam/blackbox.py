@@ -195,11 +195,12 @@ class BlackBoxEngine:
         out: list[torch.Tensor | None] = []
         for p, r in zip(probe, results):
             vectors = _feats(p)
-            if vectors is None or r.boxes is None or r.probs is not None or not len(r.boxes):
+            mine, theirs = (r.obb, p.obb) if r.obb is not None else (r.boxes, p.boxes)  # obb results have no boxes
+            if vectors is None or mine is None or theirs is None or not len(mine):
                 out.append(None)
                 continue
             try:
-                rows = align_rows(p.boxes.conf, p.boxes.cls, r.boxes.conf, r.boxes.cls)
+                rows = align_rows(theirs.conf, theirs.cls, mine.conf, mine.cls)
             except RuntimeError:  # the probe found other rows: fall back to the one-hot classes
                 out.append(None)
                 continue
@@ -246,9 +247,7 @@ def _feats(result: Any) -> torch.Tensor | None:
     f = getattr(result, "feats", None)
     if isinstance(f, torch.Tensor):
         return f.float().cpu()
-    if isinstance(f, list) and result.boxes is not None and not len(result.boxes):
-        return torch.zeros((0, 0))  # no proposal: nothing to compare
-    return None
+    return None  # none attached, or an image without proposals ([]): nothing to compare
 
 
 @contextlib.contextmanager
