@@ -173,7 +173,7 @@ def test_options_that_mean_nothing_to_drise_are_refused():
 @pytest.mark.parametrize("task", ["detect", "obb"])
 def test_class_vectors_are_read_at_the_anchors_nms_kept(task, monkeypatch):
     """Every target and proposal carries its anchor's class scores: their maximum is its confidence, at its class."""
-    import ultralytics_cam.blackbox as blackbox
+    from ultralytics_cam import blackbox
 
     seen = []
     real = blackbox.drise_similarity
