@@ -84,7 +84,7 @@ class CamConfig:
     save_maps: bool = False
     head_replay: bool = True
     region: Any = None
-    drise_masks: int = 1000
+    drise_masks: int = 2500
     drise_cell: int = 32
     drise_keep: float = 0.5
     seed: int = 0

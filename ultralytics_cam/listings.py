@@ -85,7 +85,7 @@ CAM_KEY_HELP: dict[str, tuple[str, str]] = {
     "aug_smooth": ("average over flipped and brightened copies of the input (grad-cam's aug_smooth)", "True"),
     "save_maps": ("also save every prediction's own map: maps.npy and maps/<i>_<class>.png", "True"),
     "region": ("semantic and depth: explain only these boxes x1,y1,x2,y2 (a list: one map per box)", "0,0,320,240"),
-    "drise_masks": ("DRISE: random masks per image, one forward pass each (docs/drise.md)", "2000"),
+    "drise_masks": ("DRISE: random masks per image, one forward pass each (docs/drise.md)", "500"),
     "drise_cell": ("DRISE: mask cell size in model-input pixels", "48"),
     "drise_keep": ("DRISE: probability that a mask keeps a cell, in (0, 1)", "0.6"),
     "seed": ("seed of DRISE's random masks (same seed, same maps)", "1"),
