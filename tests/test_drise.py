@@ -189,3 +189,10 @@ def test_class_vectors_are_read_at_the_anchors_nms_kept(task, monkeypatch):
         assert d.probs is not None and d.probs.shape == (len(d), len(r.names))
         values, classes = d.probs.max(1)
         assert torch.allclose(values, d.conf, atol=1e-5) and torch.equal(classes, d.cls)
+
+
+def test_drise_is_refused_in_the_predict_callbacks_naming_where_it_runs():
+    from ultralytics_cam import add_cam_callbacks
+
+    with pytest.raises(MethodError, match=r"use it with model.cam\(...\), yolo-cam predict or the val failure hook"):
+        add_cam_callbacks(trained("detect"), method="DRISE")
