@@ -107,8 +107,6 @@ class BlackBoxEngine:
         self.layers: list[Any] = []  # no layer is read (r.cam.layers is empty)
         self.path = "forward"
         self.batch = mask_batch(self.backend)
-        self.masked_images = 0  # masked images run so far (tests count forwards)
-        self.forward_calls = 0  # backend calls for masked images
 
     # -- explain -----------------------------------------------------------------------------------------------------
     def explain(
@@ -168,8 +166,6 @@ class BlackBoxEngine:
 
     def _proposals(self, masked: torch.Tensor, result: Any, postprocess: Callable[..., Any]) -> list[Detections]:
         """Run masked copies of one image through the backend and the task's postprocess; their predictions."""
-        self.forward_calls += 1
-        self.masked_images += len(masked)
         preds = self.backend(masked)
         conf = min(float(self.predictor.args.conf), self.method.proposal_conf)  # type: ignore[attr-defined]
         k = len(masked)
