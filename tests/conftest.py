@@ -132,6 +132,47 @@ def trained(task: str):
     return YOLO(str(model_file(task)))
 
 
+#: Export formats the tests run (``[export]`` extra); OpenVINO only where its wheel installs.
+EXPORT_FORMATS = ("onnx", "torchscript", "openvino")
+#: The Python module each format needs, to skip (locally) or fail (CI) with the extra's name.
+_EXPORT_MODULES = {"onnx": "onnxruntime", "torchscript": "torch", "openvino": "openvino"}
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory):
+    """``exported(task, format)``: the trained test model of ``task`` exported by Ultralytics (cached per session).
+
+    The model is copied into a session folder first, since Ultralytics writes an export beside its weights. Exports
+    run once per (task, format) and are shared by every test of the session.
+    """
+    import importlib.util
+    import shutil
+    import warnings
+
+    folder = tmp_path_factory.mktemp("exports")
+    done: dict[tuple[str, str], Path] = {}
+
+    def export(task: str, fmt: str) -> Path:
+        module = _EXPORT_MODULES[fmt]
+        require(
+            importlib.util.find_spec(module) is not None, f"{fmt} export needs pip install 'ultralytics-cam[export]'"
+        )
+        key = (task, fmt)
+        if key not in done:
+            from ultralytics import YOLO
+
+            weights = folder / f"{task}.pt"
+            if not weights.exists():
+                shutil.copy(model_file(task), weights)
+            imgsz = 96 if task == "classify" else 160  # the size each test model was trained at
+            with warnings.catch_warnings():  # the exporters' own deprecation and tracer warnings: setup, not the test
+                warnings.simplefilter("ignore")
+                done[key] = Path(YOLO(str(weights)).export(format=fmt, imgsz=imgsz, verbose=False))
+        return done[key]
+
+    return export
+
+
 @pytest.fixture(scope="session")
 def shapes():
     """The synthetic-shape generator the test models were trained on."""

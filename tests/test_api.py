@@ -135,14 +135,15 @@ def test_target_the_task_lacks_lists_valid_ones(assets):
         yaml_model("yolo11n.yaml").cam(str(assets / "bus.jpg"), target="mask", imgsz=64)
 
 
-def test_exported_model_is_refused():
+def test_gradient_methods_on_an_exported_model_are_refused_with_drise_as_the_way_out():
+    """Exports run DRISE (tests/test_drise_exports.py); gradient methods are refused before anything loads."""
     from ultralytics import YOLO
 
     model = yaml_model("yolo11n.yaml")
     fake = YOLO.__new__(YOLO)
     fake.__dict__.update(model.__dict__)
     fake.__dict__["model"] = "yolo11n.onnx"
-    with pytest.raises(UnsupportedModelError, match="PyTorch weights"):
+    with pytest.raises(UnsupportedModelError, match=r"needs gradients.*onnx export.*method='DRISE'.*the \.pt weights"):
         ultralytics_cam.cam(fake)
 
 

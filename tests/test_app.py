@@ -99,7 +99,7 @@ def test_form_uploads_replace_the_folder_and_empty_output_means_ultralytics_defa
     [
         ({"model": ""}, "weights file is missing"),
         ({"model": "nowhere/best.pt"}, "does not exist"),
-        ({"model": "__onnx__"}, "'.onnx' file"),
+        ({"model": "__onnx__"}, "is a '.onnx' file. Gradient methods need PyTorch weights (.pt)"),
         ({"source": ""}, "input is missing"),
         ({"source": "nowhere/imgs"}, "does not exist"),
         ({"conf": 1.5}, "'conf=1.5' is an invalid value. Valid 'conf' values are between 0.0 and 1.0"),

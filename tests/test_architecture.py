@@ -32,6 +32,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "methods.projection",
             "imputation",
             "intervals",
+            "similarity",
+            "agreement",
         ),
     ),
     ("model", ("layers", "heads")),
@@ -42,6 +44,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         (
             "config",
             "engine",
+            "blackbox",
             "result",
             "saving",
             "summary",

@@ -139,7 +139,12 @@ def test_depth_targets_and_regions(name, image):
 
 
 # -- every method runs or is refused with the reason -----------------------------------------------------------------
-REFUSED = {"ConfidenceMap": "draws each prediction's box", "FullGrad": "not supported", "SESS": "not supported"}
+REFUSED = {
+    "ConfidenceMap": "draws each prediction's box",
+    "DRISE": "pixel regions without one",
+    "FullGrad": "not supported",
+    "SESS": "not supported",
+}
 SLOW = {"ScoreCAM", "AblationCAM"}  # one forward per channel group: ~20-30 s on the depth head at 64 px
 
 

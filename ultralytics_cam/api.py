@@ -45,7 +45,8 @@ def cam(model: Model, source: Any = None, stream: bool = False, **kwargs: Any) -
     """Explain every prediction of ``model`` on ``source`` with a class activation map.
 
     Args:
-        model: an Ultralytics ``Model`` (``YOLO``, ``RTDETR``, ``YOLOWorld``, ``YOLOE``) with PyTorch weights.
+        model: an Ultralytics ``Model`` (``YOLO``, ``RTDETR``, ``YOLOWorld``, ``YOLOE``) with PyTorch weights, or an
+            exported model (``YOLO("best.onnx")``, OpenVINO, TorchScript, TensorRT, ...) with ``method="DRISE"``.
         source: anything ``model.predict`` accepts (file, folder, glob, URL, video, array, tensor, list).
         stream: return a generator of ``Results`` (bounded memory on long videos and large folders).
         **kwargs: CAM options (``method``, ``target``, ``layers``, ``alpha``, ``colormap``, ``show_boxes``,
@@ -60,7 +61,7 @@ def cam(model: Model, source: Any = None, stream: bool = False, **kwargs: Any) -
         (:class:`~ultralytics_cam.result.CamResult`).
 
     Raises:
-        UnsupportedModelError: the model is an export or has no explainable head.
+        UnsupportedModelError: the model is an export and the method needs gradients, or it has no explainable head.
         MethodError, TargetError, LayerError, ValueError, TypeError: an option is invalid (the message says which).
     """
     predictor = cam_predictor(model, reuse=True, **kwargs)
@@ -86,27 +87,32 @@ def cam_predictor(model: Any, *, reuse: bool = False, **kwargs: Any) -> Any:
 
     Raises:
         TypeError: ``model`` is not an Ultralytics ``Model``.
-        UnsupportedModelError: the model is an export or its task has no CAM.
+        UnsupportedModelError: the model is an export and the method is not a black-box one, or its task has no CAM.
     """
     import torch
     from ultralytics.engine.model import Model
 
     if not isinstance(model, Model):
         raise TypeError(f"cam() needs an Ultralytics model such as YOLO('yolo11n.pt'), got {type(model).__name__}.")
-    if not isinstance(model.model, torch.nn.Module):
-        raise UnsupportedModelError(
-            f"CAM needs PyTorch weights (.pt); '{model.model}' is an exported model without layers or gradients."
-        )
+    exported = not isinstance(model.model, torch.nn.Module)  # YOLO("best.onnx"): model.model is the file's path
     if model.task not in SUPPORTED_TASKS:
         raise UnsupportedModelError(
             f"ultralytics-cam explains {', '.join(SUPPORTED_TASKS)} models; this {type(model).__name__} model's task "
             f"is '{model.task}'."
         )
     config, overrides = split_kwargs(kwargs)
+    if exported and not config.method_spec.black_box:
+        fmt = _export_format(model.model)
+        raise UnsupportedModelError(
+            f"method '{config.method_spec.name}' needs gradients or layers, which this {fmt} export "
+            f"('{model.model}') does not have. Use method='DRISE' (black box: it runs on any backend Ultralytics "
+            "loads), or load the .pt weights for the gradient methods."
+        )
     args = {**model.overrides, **PREDICT_DEFAULTS, **overrides, "mode": "predict"}
     args["name"] = overrides.get("name") or "cam"  # runs/<task>/cam, then Ultralytics' increment rule (cam-2, ...)
     callbacks = _callbacks_for(model)
-    key = _reuse_key(model, config, args, callbacks) if reuse and not args.get("save") else None
+    # an export is rebuilt per call (its file is the model; a D-RISE run costs far more than loading it)
+    key = _reuse_key(model, config, args, callbacks) if reuse and not args.get("save") and not exported else None
     if key is not None:
         kept = _REUSED.get(model)
         if kept is not None and kept[0] == key and not kept[1]._lock.locked():  # locked: a stream is still running
@@ -130,12 +136,24 @@ def _reuse_key(
     import torch
 
     net = model.model
-    assert isinstance(net, torch.nn.Module)  # cam_predictor refused models without PyTorch weights
+    assert isinstance(net, torch.nn.Module)  # cam_predictor reuses no predictor of an export
     tensors = tuple((id(t), t.data_ptr(), t._version) for t in (*net.parameters(), *net.buffers()))
     hooks = tuple((event, tuple(id(f) for f in fns)) for event, fns in sorted(callbacks.items()) if fns)
     region = config.region  # a mask's repr elides its pixels: key it by its bytes
     mask = (region.shape, region.tobytes()) if hasattr(region, "tobytes") else None
     return (repr(config), mask, repr(sorted(args.items(), key=lambda kv: kv[0])), id(net), tensors, hooks)
+
+
+def _export_format(path: Any) -> str:
+    """The export format of a model file as Ultralytics names it (``onnx``, ``openvino``, ``engine``, ...)."""
+    from ultralytics.nn.autobackend import AutoBackend
+
+    model_type = getattr(AutoBackend, "_model_type", None)  # private: fall back to the suffix
+    try:
+        fmt = model_type(str(path)) if model_type is not None else None
+    except Exception:
+        fmt = None
+    return str(fmt or (str(path).rsplit(".", 1)[-1] if "." in str(path) else "exported"))
 
 
 def _callbacks_for(model: Model) -> dict[str, list[Callable[..., Any]]]:

@@ -54,10 +54,12 @@ ENGINES = ("local", "ray")
 LAYERS_KEYS = ("model", "imgsz", "task")
 #: Keys of ``yolo-cam eval`` (``ultralytics_cam.ranking.evaluate``'s options): the ones its help explains. (``task``
 #: is no key of any mode: :func:`parse_args` takes it out of the keys, as it does a bare task word.)
-EVAL_KEYS = tuple(listings.EVAL_KEY_HELP)
+#: The DRISE options (CAM keys) that ``eval`` and ``compare`` pass on to every candidate / model.
+DRISE_KEYS = ("drise_masks", "drise_cell", "drise_keep", "seed")
+EVAL_KEYS = (*listings.EVAL_KEY_HELP, *DRISE_KEYS)
 #: Keys of ``yolo-cam compare`` (``ultralytics_cam.ranking.compare``'s options and the CAM keys it passes on).
 COMPARE_KEYS = ("model", "source", "method", "layers", "target", "max_images", "conf", "imgsz", "device", "project",
-                "name", "exist_ok", "verbose")  # fmt: skip
+                "name", "exist_ok", "verbose", *DRISE_KEYS)  # fmt: skip
 #: Keys of ``yolo-cam report``.
 REPORT_KEYS = ("dir",)
 #: Keys of ``yolo-cam app``: where it listens, its language, and what its form starts with.

@@ -78,6 +78,11 @@ class CamConfig:
             limit (OpenCV still refuses images over 2**30 pixels). See ``docs/reliability.md``.
         oversize: what happens to an image over ``max_pixels``: "skip" (listed in ``summary.json``) or "downscale"
             (decoded smaller when the format allows it, then resized to ``max_pixels``, with a note).
+        drise_masks: ``method="DRISE"``: random masks per image (each one a forward pass; docs/drise.md: cost and
+            stability against the number).
+        drise_cell: ``method="DRISE"``: the side of a mask cell in model-input pixels (RISE's 224 / 7 = 32).
+        drise_keep: ``method="DRISE"``: probability that a mask keeps a cell, in (0, 1).
+        seed: seed of the random masks (``DRISE``): the same seed gives the same masks, hence the same maps.
     """
 
     method: str = "HiResCAM"
@@ -94,6 +99,10 @@ class CamConfig:
     region: Any = None
     max_pixels: int | None = DEFAULT_MAX_PIXELS
     oversize: str = "skip"
+    drise_masks: int = 2500
+    drise_cell: int = 32
+    drise_keep: float = 0.5
+    seed: int = 0
     #: Resolved from ``method``, ``target`` and ``layers`` once, in ``__post_init__``; not options themselves.
     method_spec: MethodSpec = field(init=False, repr=False, compare=False)
     target_spec: TargetSpec = field(init=False, repr=False, compare=False)
@@ -124,6 +133,7 @@ class CamConfig:
         object.__setattr__(self, "max_pixels", pixels or None)
         if self.oversize not in OVERSIZE:
             raise ValueError(f"oversize={self.oversize!r} is not valid: use one of {', '.join(OVERSIZE)}.")
+        _check_drise(self)
 
     def display(self) -> dict[str, Any]:
         """The drawing options, as ``CamResult.plot`` takes them."""
@@ -136,6 +146,32 @@ class CamConfig:
     def __reduce__(self) -> tuple[Callable[[dict[str, Any]], CamConfig], tuple[dict[str, Any]]]:
         """Pickle the options only (plugin specs may hold closures); unpickling resolves them again."""
         return (_from_options, (self.to_dict(),))
+
+
+def _check_drise(config: CamConfig) -> None:
+    """Check the D-RISE options (whole numbers given as text or floats are read as the numbers they spell).
+
+    Raises:
+        ValueError: a value is out of range; the message names the option and what it accepts.
+    """
+    for name, low, allowed in (
+        ("drise_masks", 1, "a whole number >= 1 (masks, hence forward passes, per image)"),
+        ("drise_cell", 1, "a whole number >= 1 (the side of a mask cell in model-input pixels)"),
+        ("seed", 0, "a whole number >= 0"),
+    ):
+        value = _whole(getattr(config, name))
+        if value is None or value < low:
+            raise ValueError(f"{name}={getattr(config, name)!r} is not valid: use {allowed}.")
+        object.__setattr__(config, name, value)
+    keep = config.drise_keep
+    if isinstance(keep, str):
+        try:
+            keep = float(keep)
+        except ValueError:
+            keep = None
+    if isinstance(keep, bool) or not isinstance(keep, (int, float)) or not 0 < keep < 1:
+        raise ValueError(f"drise_keep={config.drise_keep!r} is not valid: use a number between 0 and 1 (exclusive).")
+    object.__setattr__(config, "drise_keep", float(keep))
 
 
 def _from_options(options: dict[str, Any]) -> CamConfig:

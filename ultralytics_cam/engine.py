@@ -39,7 +39,7 @@ import torch.nn.functional as F
 
 from ._logging import LOGGER, PREFIX
 from .config import CamConfig
-from .errors import LayerError, UnsupportedModelError
+from .errors import LayerError, MethodError, UnsupportedModelError
 from .heads import AnchorHeadAdapter, DenseHeadAdapter, Selection, adapter_for
 from .layers import Layer, describe_layers, resolve_layers
 from .maps import CamMaps
@@ -167,6 +167,11 @@ class CamEngine:
             )
         factory = config.method_spec.factory
         assert factory is not None  # CamConfig refuses the methods without a factory (refused ones)
+        if config.method_spec.black_box:  # its maps come from masked forwards through a predictor (blackbox.py)
+            raise MethodError(
+                f"method '{config.method_spec.name}' is a black-box method: it runs through model.cam, yolo-cam "
+                "predict or the val failure hook (ultralytics_cam.blackbox), not through CamEngine."
+            )
         self.method: CamMethod = factory()
         self.method.check(self.task, len(predictor.model.names), self.target.name)
         if isinstance(self.adapter, DenseHeadAdapter):

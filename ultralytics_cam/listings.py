@@ -87,6 +87,10 @@ CAM_KEY_HELP: dict[str, tuple[str, str]] = {
     "region": ("semantic and depth: explain only these boxes x1,y1,x2,y2 (a list: one map per box)", "0,0,320,240"),
     "max_pixels": ("an image file with more pixels is not decoded (skipped, or see oversize); 0: no limit", "4e8"),
     "oversize": ("an image over max_pixels: skip (listed in summary.json) or downscale (to max_pixels)", "downscale"),
+    "drise_masks": ("DRISE: random masks per image, one forward pass each (docs/drise.md)", "500"),
+    "drise_cell": ("DRISE: mask cell size in model-input pixels", "48"),
+    "drise_keep": ("DRISE: probability that a mask keeps a cell, in (0, 1)", "0.6"),
+    "seed": ("seed of DRISE's random masks (same seed, same maps)", "1"),
 }
 
 #: Example values for Ultralytics keys whose default makes a poor example.
@@ -336,14 +340,18 @@ def compare_help() -> str:
             "",
             "Runs one CAM method with every model on the same images (the first max_images) and saves a figure per",
             "image, a row per model with its detections and its heatmap, into runs/<task>/compare with index.html.",
+            "Every model after the first is compared with the first, prediction by prediction: the correlation of",
+            "their maps is in each row's label and in compare.json ('agreement'). Exported models (best.onnx,",
+            "OpenVINO, TorchScript, ...) take method=DRISE: yolo-cam compare model=best.pt,best.onnx method=DRISE",
             "",
-            _key_line("model", "", "two or more models, separated by commas", "before.pt,after.pt"),
-            _key_line("method", "HiResCAM", "the CAM method of every model", "EigenCAM"),
+            _key_line("model", "", "two or more models, separated by commas; the first is the reference", "a.pt,b.pt"),
+            _key_line("method", "HiResCAM", "the CAM method of every model", "DRISE"),
             *[
                 _key_line(k, "", text, ex)
                 for k, (text, ex) in EVAL_KEY_HELP.items()
                 if k in ("source", "layers", "target", "max_images", "conf", "imgsz", "device", "project", "name")
             ],
+            *[_key_line(k, "", *CAM_KEY_HELP[k]) for k in ("drise_masks", "drise_cell", "drise_keep", "seed")],
         ]
     )
 

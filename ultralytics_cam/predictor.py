@@ -12,6 +12,7 @@ import functools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from .blackbox import BlackBoxEngine
 from .config import CamConfig
 from .engine import CamEngine
 from .geometry import Geometry, geometry_kind
@@ -33,7 +34,7 @@ class CamPredictorMixin(_PredictorBase):
     """Mixed in front of a task predictor (``DetectionPredictor``, ``SegmentationPredictor``, ...)."""
 
     cam_config: CamConfig
-    cam_engine: CamEngine | None = None
+    cam_engine: CamEngine | BlackBoxEngine | None = None
     _cam_forward: Any = None
     if TYPE_CHECKING:  # set by BasePredictor at run time; typing infers None from its unannotated __init__
         dataset: Any  # the source's loader
@@ -41,6 +42,9 @@ class CamPredictorMixin(_PredictorBase):
 
     def setup_model(self, model: Any, verbose: bool = True) -> None:
         """Build the model as Ultralytics does, then the CAM engine on the predictor's own copy of it.
+
+        Black-box methods (DRISE) get a :class:`~ultralytics_cam.blackbox.BlackBoxEngine`, which needs only the
+        backend's predictions: it runs on exported models as well.
 
         Raises:
             ValueError: the device asked for is not on this machine; the message names it as it was given.
@@ -52,12 +56,19 @@ class CamPredictorMixin(_PredictorBase):
             if message is None:
                 raise
             raise ValueError(message) from e
-        self.cam_engine = CamEngine(self, self.cam_config)
+        black_box = self.cam_config.method_spec.black_box
+        self.cam_engine = BlackBoxEngine(self, self.cam_config) if black_box else CamEngine(self, self.cam_config)
 
     def inference(self, im: Any, *args: Any, **kwargs: Any) -> Any:
-        """Run the grad-enabled forward; return detached predictions to Ultralytics' postprocess."""
+        """Run the grad-enabled forward; return detached predictions to Ultralytics' postprocess.
+
+        A black-box method keeps Ultralytics' own inference (any backend) and the input it ran on.
+        """
         engine = self.cam_engine
         assert engine is not None  # built by setup_model, which Ultralytics runs before any inference
+        if isinstance(engine, BlackBoxEngine):
+            self._cam_forward = im
+            return super().inference(im, *args, **kwargs)
         self._cam_forward = engine.forward(im)
         return self._cam_forward.preds
 
@@ -66,6 +77,12 @@ class CamPredictorMixin(_PredictorBase):
         # Ultralytics' postprocess has no annotations; it returns the batch's list of Results
         results: list[Any] = super().postprocess(preds, img, orig_imgs, **kwargs)  # type: ignore[no-untyped-call]
         fwd, self._cam_forward = self._cam_forward, None
+        if isinstance(self.cam_engine, BlackBoxEngine):  # the masked copies go through the task's own postprocess
+            task_postprocess = super().postprocess
+            kind = geometry_kind(self)
+            sels, maps = self.cam_engine.explain(fwd, preds, results, task_postprocess, kind)
+            attach_cams(results, sels, maps, self.cam_engine, self.cam_config, tuple(img.shape[2:]), kind)
+            return results
         try:
             engine = self.cam_engine
             assert engine is not None  # as in inference
@@ -231,7 +248,7 @@ def attach_cams(
     results: list[Any],
     sels: list[Selection],
     maps: list[CamMaps],
-    engine: CamEngine,
+    engine: CamEngine | BlackBoxEngine,
     config: CamConfig,
     input_hw: Sequence[int],
     kind: str,

@@ -7,7 +7,9 @@ image beside it, the baselines (random map, ``ConfidenceMap``, each candidate's 
 writes ``eval.json``, ``eval.csv``, figures and ``index.html`` into ``runs/<task>/eval``.
 
 :func:`compare` runs one method on the same images with several models and saves a figure per image (rows models,
-columns detection and heatmap) into ``runs/<task>/compare``.
+columns detection and heatmap) into ``runs/<task>/compare``, with every model's per-prediction map correlation to the
+first model's (:mod:`ultralytics_cam.agreement`): a ``.pt`` beside its exports shows whether the deployed model still
+looks at the same things.
 """
 
 from __future__ import annotations
@@ -664,6 +666,13 @@ def _eval_figures(
     return out
 
 
+def _with_correlation(label: str, summary: dict[str, Any]) -> str:
+    """``label`` with the mean map correlation to the reference model (``r = 0.998, 4/4 matched``)."""
+    mean = summary["mean_correlation"]
+    corr = "r = n/a" if mean is None else f"r = {mean:.3f}"
+    return f"{label} ({corr}, {summary['matched']}/{summary['predictions']} matched)"
+
+
 def compare(
     models: list[Any],
     source: Any = None,
@@ -679,8 +688,12 @@ def compare(
 ) -> tuple[list[list[Any]], Path | None]:
     """Run ``method`` with every model on the same images; save one figure per image (rows models).
 
+    Every model after the first is compared with the first, prediction by prediction (matched by class and box IoU):
+    the correlation of their maps goes into each row's label, ``compare.json`` (``agreement``) and the log. Exported
+    models (``best.onnx``, ...) take ``method="DRISE"``.
+
     Args:
-        models: two or more Ultralytics models (the same task).
+        models: two or more Ultralytics models (the same task); the first is the reference.
         source: images (the first ``max_images`` are used); Ultralytics' sample images by default.
         method: the CAM method for every model.
         labels: a row label per model (default: each model's file name).
@@ -715,27 +728,40 @@ def compare(
     if not save:
         return per_model, None
     from . import figures
+    from .agreement import map_agreement, summarise_agreement
     from .writers import write_json
 
     save_dir = _save_dir(models[0].task, project, name, exist_ok)
     fig_dir = save_dir / "figures"
     entries: list[dict[str, Any]] = []
+    overall: dict[str, list[dict[str, Any]]] = {label: [] for label in labels[1:]}
     stop: KeyboardInterrupt | None = None
     try:
         for j, image_name in enumerate(names):
-            rows = [(label, res[j]) for label, res in zip(labels, per_model)]
+            # every other model's maps against the first model's, prediction by prediction (docs/drise.md)
+            agree = {label: map_agreement(per_model[0][j], res[j]) for label, res in zip(labels[1:], per_model[1:])}
+            for label, rows_of in agree.items():
+                overall[label] += rows_of
+            shown = [labels[0]] + [_with_correlation(label, summarise_agreement(agree[label])) for label in labels[1:]]
+            rows = [(label, res[j]) for label, res in zip(shown, per_model)]
             path = figures.compare_figure(rows, fig_dir / f"{image_name}.png", title=f"{image_name}: {method}")
-            counts = {label: len(res[j].cam) for label, res in zip(labels, per_model)}
-            entries.append({"name": image_name, "figure": path.relative_to(save_dir).as_posix(), "predictions": counts})
+            agreement = {label: {**summarise_agreement(a), "rows": a} for label, a in agree.items()}
+            entries.append({"name": image_name, "figure": path.relative_to(save_dir).as_posix(),
+                            "predictions": {label: len(res[j].cam) for label, res in zip(labels, per_model)},
+                            "agreement": agreement})  # fmt: skip
     except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM: the finished figures are kept, listed and shown
         stop = e
         if not entries:
             raise CompareInterrupted(None, 0, len(names)) from e
     status = "interrupted" if stop is not None else "completed"
+    summary = {label: summarise_agreement(rows_of) for label, rows_of in overall.items()}
+    for label, s in summary.items():
+        LOGGER.info(f"{PREFIX}compare: {label} vs {labels[0]}: {_with_correlation('maps', s)}")
     write_json(
         save_dir / "compare.json",
-        {"schema_version": 1, "status": status, "method": method, "models": labels, "images": entries},
-    )
+        {"schema_version": 1, "status": status, "method": method, "models": labels, "reference": labels[0],
+         "agreement": summary, "images": entries},
+    )  # fmt: skip
     try:
         from .report import write_report
 

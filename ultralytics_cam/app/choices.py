@@ -63,6 +63,8 @@ def _model_info(path: str, mtime_ns: int, imgsz: int) -> ModelInfo:
 
     model = load_model(path)  # as the run loads it (RT-DETR by name, else YOLO)
     net = model.model
+    if isinstance(net, str):  # an exported model: no layers to list (DRISE reads none)
+        return ModelInfo(task=model.task, layers=[], auto="")
     net.eval()
     rows = layer_table(net, imgsz)
     table = [

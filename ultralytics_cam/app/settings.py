@@ -30,7 +30,7 @@ class RunSettings:
     """One run, as :func:`ultralytics_cam.api.cam_predictor` takes it.
 
     Attributes:
-        model: path of the ``.pt`` weights.
+        model: path of the ``.pt`` weights (or of an exported model, with ``method="DRISE"``).
         source: a folder or file path, or the list of uploaded files.
         cam: CAM options (``method``, ``layers``, ``show_boxes``, ``renormalize``).
         ultralytics: Ultralytics predict arguments (``conf``, ``max_det``, ``imgsz``, ``device``, ``project``).
@@ -49,6 +49,17 @@ class RunSettings:
 def _path_text(value: Any) -> str:
     """A typed path without the quotes a copied Windows path often carries."""
     return str(value or "").strip().strip('"').strip("'").strip()
+
+
+def _black_box(method: Any) -> bool:
+    """Whether ``method`` names a black-box method (DRISE), which runs on exported models; False if unknown."""
+    from ..errors import CamError
+    from ..plugins import get_method_spec
+
+    try:
+        return bool(get_method_spec(str(method or FORM_DEFAULTS["method"])).black_box)
+    except CamError:  # an unknown method is reported by the full check below
+        return False
 
 
 def build_settings(
@@ -80,12 +91,13 @@ def build_settings(
     if not model:
         raise FormError("the weights file is missing: choose a .pt file trained with Ultralytics.")
     model_path = Path(model).expanduser()
-    if not model_path.is_file():
+    if not model_path.exists():
         raise FormError(f"model='{model}' does not exist. Choose a .pt weights file on this computer.")
-    if model_path.suffix.lower() != ".pt":
+    if model_path.suffix.lower() != ".pt" and not _black_box(method):  # an export (a file, or an OpenVINO folder)
+        kind = f"a '{model_path.suffix}' file" if model_path.suffix else "a folder"
         raise FormError(
-            f"model='{model}' is a '{model_path.suffix}' file. Heatmaps need PyTorch weights (.pt) with gradients; "
-            "exported models (ONNX, TensorRT, ...) cannot be explained."
+            f"model='{model}' is {kind}. Gradient methods need PyTorch weights (.pt); exported models (ONNX, "
+            "OpenVINO, TorchScript, TensorRT, ...) are explained by the black-box method DRISE: choose method DRISE."
         )
     uploads = [str(u) for u in (uploads or []) if u]
     if uploads:

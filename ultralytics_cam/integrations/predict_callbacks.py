@@ -58,7 +58,7 @@ def add_cam_callbacks(model: Any, *, strict: bool = False, **options: Any) -> No
 
     Raises:
         ValueError: an option is invalid or is a predict argument (checked now, not mid-run).
-        MethodError: ``method`` is unknown or refused in this environment.
+        MethodError: ``method`` is unknown, refused in this environment, or a black-box method (DRISE).
         TargetError: ``target`` is unknown.
         LayerError: ``layers`` is not a valid layer spec.
     """
@@ -66,6 +66,13 @@ def add_cam_callbacks(model: Any, *, strict: bool = False, **options: Any) -> No
     if rest:
         raise ValueError(
             f"add_cam_callbacks() takes CAM options only; pass {', '.join(map(repr, rest))} to model.predict() instead."
+        )
+    if config.method_spec.black_box:
+        from ..errors import MethodError
+
+        raise MethodError(
+            f"method '{config.method_spec.name}' runs thousands of masked copies of every image through the model; "
+            "use it with model.cam(...), yolo-cam predict or the val failure hook, not in model.predict's callbacks."
         )
     remove_cam_callbacks(model)  # also drops the engine a reused predictor holds for the old options
     register(model, _KIND, cam_callbacks(config, strict=strict))

@@ -10,6 +10,7 @@ from __future__ import annotations
 from .base import CamMethod, LayerContext, MethodSpec
 from .composite import FinerCAM, RefineCAM, ShapleyCAM
 from .confidence import ConfidenceMap
+from .drise import DRISE
 from .eigen import EigenCAM, EigenGradCAM, SegEigenCAM
 from .gradcam import (
     FEM,
@@ -34,7 +35,7 @@ __all__ = [
     "grad_cam_exports",
 ]
 
-#: Adapters of grad-cam's classes, in grad-cam's export order, then our own baseline.
+#: Adapters of grad-cam's classes, in grad-cam's export order (our own ConfidenceMap and DRISE follow in the specs).
 BUILTIN_METHODS: tuple[type[CamMethod], ...] = (
     GradCAM,
     FinerCAM,
@@ -86,5 +87,6 @@ def builtin_method_specs() -> list[MethodSpec]:
     """Return the specs of the built-in methods, then of the refused grad-cam classes (with their reasons)."""
     specs = [MethodSpec.of(m) for m in BUILTIN_METHODS]
     specs.append(MethodSpec.of(ConfidenceMap, source="ultralytics-cam"))
+    specs.append(MethodSpec.of(DRISE, source="ultralytics-cam"))
     specs += [MethodSpec(name, None, True, "not available", refused=why) for name, why in REFUSED_METHODS.items()]
     return specs

@@ -126,6 +126,9 @@ class CamMethod:
     #: The method runs extra forward passes of its own (ScoreCAM, AblationCAM): the engine then leaves Ultralytics'
     #: inference mode for the whole batch.
     runs_forwards: ClassVar[bool] = False
+    #: The method reads only the model's post-processed predictions on perturbed inputs (DRISE): it runs through
+    #: :class:`~ultralytics_cam.blackbox.BlackBoxEngine` on any backend Ultralytics loads, exported models included.
+    black_box: ClassVar[bool] = False
 
     def layer_map(self, acts: torch.Tensor, grads: torch.Tensor | None, ctx: LayerContext) -> torch.Tensor:
         """Return the raw (n, h, w) map of each prediction on one layer, before ReLU and normalisation.
@@ -226,6 +229,7 @@ class MethodSpec:
         refused: why the method cannot run on Ultralytics models (``None`` if it can).
         source: where the mathematics comes from ("grad-cam" or "ultralytics-cam").
         per_prediction: whether each prediction gets its own map.
+        black_box: whether the method needs only the model's predictions (it then runs on exported models too).
         provider: the plugin or package that registered it.
     """
 
@@ -236,6 +240,7 @@ class MethodSpec:
     refused: str | None = None
     source: str = "grad-cam"
     per_prediction: bool = True
+    black_box: bool = False
     provider: str = field(default="ultralytics-cam", compare=False)
 
     @classmethod
@@ -248,6 +253,7 @@ class MethodSpec:
             summary=method.summary,
             source=source,
             per_prediction=method.per_prediction,
+            black_box=method.black_box,
         )
 
 

@@ -33,6 +33,9 @@ def explain_cases(engine: Any, cases: list[ImageCase]) -> list[torch.Tensor]:
     The cases must share one input size (a validator batch does). Sets each failure's ``map_conf`` (the score each
     map explains) and, for a missed object, its ``conf`` (the candidate's score).
     """
+    if getattr(engine, "black_box", False):  # DRISE (integrations.val_hook.drise): masked forwards, no backward
+        maps: list[torch.Tensor] = engine.explain_cases(cases)
+        return maps
     device = next(engine.net.parameters()).device
     x = torch.stack([case.model_input(device) for case in cases])
     fwd = engine.forward(x)

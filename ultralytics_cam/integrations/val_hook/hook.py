@@ -326,7 +326,12 @@ class _FailureRun:
             meta.update(grid=mining.DEPTH_GRID, min_abs_rel=mining.DEPTH_MIN_ABS_REL)
         self.report = FailureReport(Path(v.save_dir) / _FOLDER, dict(v.names), meta)
         try:
-            self.engine = CamEngine.for_model(model, self.task, config, imgsz=v.args.imgsz)
+            if config.method_spec.black_box:  # DRISE: through the validator's own backend, exports included
+                from .drise import BlackBoxFailures
+
+                self.engine = BlackBoxFailures(model, v, config)
+            else:
+                self.engine = CamEngine.for_model(model, self.task, config, imgsz=v.args.imgsz)
         except Exception as e:
             if o.strict:
                 raise
