@@ -442,3 +442,26 @@ def test_video_saved_to_its_end_but_not_joined_is_joined_by_the_resume(tmp_path,
     assert video["frames"] == 6 and set(video["files"]) == {"heatmap.avi", "cam.jsonl", "cam.json"}
     summary = json.loads((save_dir / "summary.json").read_text(encoding="utf-8"))
     assert summary["status"] == "completed" and summary["counts"]["frames"] == 6
+
+
+def test_resume_of_a_run_saved_before_an_option_existed_takes_its_default_as_unchanged(tmp_path):
+    """A run written by a release without a later CAM option (here ``drise_keep``, removed from its recorded settings)
+    resumes with that option at its default (what the old release computed), and refuses it at another value."""
+    import json
+
+    from conftest import trained
+
+    src = synthetic_folder(tmp_path / "imgs", 2)
+    model = trained("detect")
+    kw = {"save": True, "imgsz": 96, "project": tmp_path / "out", "name": "old", "verbose": False}
+    model.cam(src, **kw)
+    manifest = tmp_path / "out" / "old" / MANIFEST_NAME
+    lines = manifest.read_text(encoding="utf-8").splitlines()
+    first = json.loads(lines[0])
+    assert first["event"] == "run" and "drise_keep" in first["settings"]["cam"]
+    del first["settings"]["cam"]["drise_keep"]
+    kept = [json.dumps(first), *lines[1:2]]  # the run line and the first image's line: one image left to do
+    manifest.write_text("\n".join(kept) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"drise_keep=None before, 0\.7 now"):
+        model.cam(src, resume=True, drise_keep=0.7, **kw)
+    assert len(model.cam(src, resume=True, **kw)) == 1

@@ -456,8 +456,13 @@ def resume_dir(save_dir: str | Path, name: str, resume: Any) -> Path | None:
     return folder
 
 
-def check_resumable(sessions: list[dict[str, Any]], settings: dict[str, Any], folder: Path) -> None:
+def check_resumable(
+    sessions: list[dict[str, Any]], settings: dict[str, Any], folder: Path, cam_defaults: dict[str, Any] | None = None
+) -> None:
     """Refuse to resume a run with settings that change its outputs (its folders would mix two kinds of maps).
+
+    A CAM option the earlier session did not record (it was added by a later release) was, in effect, at its default
+    there: it counts as unchanged when it is at its default (``cam_defaults``) now.
 
     Raises:
         ValueError: a CAM option or an Ultralytics option other than :data:`FREE_SETTINGS` differs; the message
@@ -469,10 +474,12 @@ def check_resumable(sessions: list[dict[str, Any]], settings: dict[str, Any], fo
     diffs: list[str] = []
     for group in ("cam", "ultralytics"):
         a, b = old.get(group) or {}, settings.get(group) or {}
+        defaults = cam_defaults if group == "cam" and cam_defaults else {}
+        new_at_default = {k for k, v in b.items() if k not in a and k in defaults and v == defaults[k]}
         diffs.extend(
             f"{k}={a.get(k)!r} before, {b.get(k)!r} now"
             for k in sorted(set(a) | set(b))
-            if k not in FREE_SETTINGS and a.get(k) != b.get(k)
+            if k not in FREE_SETTINGS and k not in new_at_default and a.get(k) != b.get(k)
         )
     if diffs:
         raise ValueError(

@@ -21,6 +21,7 @@ from types import TracebackType
 from typing import Any
 
 from ._logging import LOGGER, PREFIX
+from .config import CAM_DEFAULTS
 from .manifest import Manifest, ResumeState, RunFolderLostError, check_resumable, clean_partials, input_identity
 from .saving import claim_run_dir, write_image_folder, write_run_files
 from .segments import SegmentWriter, join_segments, remove_segments
@@ -261,7 +262,7 @@ class CamRun:
         Raises:
             ValueError: the settings differ from the run's own in a way that changes the outputs.
         """
-        check_resumable(state.sessions, self.settings, self.save_dir)
+        check_resumable(state.sessions, self.settings, self.save_dir, CAM_DEFAULTS)
         self.resumed = True
         for p in clean_partials(self.save_dir):
             LOGGER.info(f"{PREFIX}removed {p.name}, left in {p.parent} by the interrupted run")
