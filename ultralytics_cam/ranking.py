@@ -131,12 +131,15 @@ def _model_label(model: Any) -> str:
 
 
 def _save_dir(task: str, project: Any, name: str, exist_ok: bool) -> Path:
+    """The eval / compare run folder, claimed for this run alone (two runs started at once get two folders)."""
     from types import SimpleNamespace
 
     from ultralytics.cfg import get_save_dir
 
+    from .saving import claim_run_dir
+
     args = SimpleNamespace(project=project, name=name, task=task, mode="predict", exist_ok=exist_ok)
-    return Path(get_save_dir(args))
+    return claim_run_dir(get_save_dir(args), name, exist_ok)
 
 
 def _nan_to_none(v: Any) -> Any:

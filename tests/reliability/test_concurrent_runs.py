@@ -90,3 +90,14 @@ def test_runs_started_together_on_one_name_get_distinct_complete_folders(tmp_pat
     logs = {f"{c['round']}-{c['worker']}": (out / f"log-{c['round']}-{c['worker']}.txt").read_text() for c in failed}
     assert len(codes) == PROCS * ROUNDS and not failed, logs
     check_rounds(out, names, ROUNDS)
+
+
+def test_eval_and_compare_claim_their_run_folder_before_writing(tmp_path):
+    """``yolo-cam eval`` / ``compare`` take their folder through the same exclusive claim: two runs that ask for one
+    name before either writes anything get two folders (Ultralytics' ``get_save_dir`` alone returns one name twice)."""
+    from ultralytics_cam.ranking import _save_dir
+
+    first = _save_dir("detect", tmp_path, "eval", exist_ok=False)
+    second = _save_dir("detect", tmp_path, "eval", exist_ok=False)
+    assert first.is_dir() and second.is_dir() and first != second
+    assert (first.name, second.name) == ("eval", "eval-2")
