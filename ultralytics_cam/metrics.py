@@ -371,40 +371,37 @@ class FaithfulnessScorer:
             self.forwards -= 1  # a set-up call, not a scored point
 
     def _similarity(self, ref: dict[str, Any], res: Any) -> np.ndarray:
-        """(n,) score of every reference prediction in one perturbed image's output (``Results`` or raw dict)."""
-        if isinstance(res, dict):
-            return self._similarity_raw(ref, res)
+        """(n,) score of every reference prediction in one perturbed image's output (``Results`` or raw dict).
+
+        D-RISE's similarity (:mod:`ultralytics_cam.similarity`) with one-hot class vectors: the best same-class
+        prediction's overlap (box IoU, mask IoU for segment, ``batch_probiou`` for obb) times its confidence; classify:
+        the class's probability. ``protocol=odexai`` scores raw outputs its own way (:meth:`_similarity_raw`).
+        """
         import torch
 
-        cls = torch.as_tensor(ref["cls"])
-        n = len(cls)
-        if self.task == "classify":
-            probs: np.ndarray = res.probs.data.float().cpu()[cls].numpy()
-            return probs
-        if self.task == "obb":
-            if res.obb is None or not len(res.obb):
-                return np.zeros(n, np.float32)
-            from ultralytics.utils.metrics import batch_probiou
+        from .similarity import Detections, drise_similarity
 
-            cand_cls, cand_conf = res.obb.cls.cpu(), res.obb.conf.float().cpu()
-            overlap = batch_probiou(torch.as_tensor(ref["xywhr"]).float(), res.obb.xywhr.float().cpu())
+        if isinstance(res, dict):
+            if self.protocol == "odexai":
+                return self._similarity_raw(ref, res)
+            found = Detections(torch.as_tensor(res["cls"]).long(), torch.as_tensor(res["conf"]).float(),
+                               torch.as_tensor(res["xyxy"]).float())  # fmt: skip
         else:
-            if res.boxes is None or not len(res.boxes):
-                return np.zeros(n, np.float32)
-            from ultralytics.utils.metrics import box_iou as torch_box_iou
-            from ultralytics.utils.metrics import mask_iou
-
-            cand_cls, cand_conf = res.boxes.cls.cpu(), res.boxes.conf.float().cpu()
-            ref_masks = ref.get("masks")
-            if ref_masks is not None and res.masks is not None and res.masks.data.shape[1:] == ref_masks.shape[1:]:
-                overlap = mask_iou(ref_masks.flatten(1).float(), res.masks.data.cpu().flatten(1).float())
-            else:
-                overlap = torch_box_iou(torch.as_tensor(ref["xyxy"]).float(), res.boxes.xyxy.float().cpu())
-        same = cls[:, None] == cand_cls[None, :].long()
-        scores: np.ndarray = (overlap * cand_conf[None, :] * same).amax(1).numpy()
+            found = Detections.from_results(res)
+        cls = torch.as_tensor(ref["cls"]).long()
+        if self.task == "classify":
+            boxes = torch.zeros((len(cls), 0))
+        else:
+            boxes = torch.as_tensor(ref["xywhr"] if "xywhr" in ref else ref["xyxy"]).float()
+        target = Detections(cls, torch.ones(len(cls)), boxes, masks=ref.get("masks"))
+        scores: np.ndarray = drise_similarity(target, found).numpy().astype(np.float32)
         return scores
 
     def _similarity_raw(self, ref: dict[str, Any], det: dict[str, Any]) -> np.ndarray:
+        """ODExAI's score (their ``metrics/del_ins.py``).
+
+        The same-class detection with the largest IoU: its IoU x a kernel of the class vectors' distance.
+        """
         import torch
         from ultralytics.utils.metrics import box_iou as torch_box_iou
 
@@ -414,10 +411,6 @@ class FaithfulnessScorer:
             return np.zeros(n, np.float32)
         iou = torch_box_iou(torch.as_tensor(ref["xyxy"]).float(), torch.as_tensor(det["xyxy"])).numpy()
         iou = iou * (cls[:, None] == det["cls"][None, :])
-        if self.protocol != "odexai":
-            best_score: np.ndarray = (iou * det["conf"][None, :]).max(1).astype(np.float32)
-            return best_score
-        # ODExAI: the same-class detection with the largest IoU, its IoU x a kernel of the class vectors' distance
         best = iou.argmax(1)
         a, b = ref["probs"], det["probs"][best]
         cos = (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)

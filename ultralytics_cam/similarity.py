@@ -15,8 +15,8 @@ by its best proposal, ``max_j s(t, j)``. Per task here:
   class, and the cosine is 1 for the same class, 0 for another.
 - **classify**: no boxes: the weight is the probability of the explained class in the perturbed image, as in RISE.
 
-The same similarity scores the deletion and insertion curves of :mod:`ultralytics_cam.metrics` (the lead unifies the
-two after issue 20; today metrics keeps its own copy of the one-hot case).
+The same similarity, with one-hot class vectors, scores the deletion and insertion curves of
+:mod:`ultralytics_cam.metrics` (the best same-class prediction's overlap x confidence).
 """
 
 from __future__ import annotations
